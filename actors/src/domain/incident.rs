@@ -1,0 +1,602 @@
+//! The incident state machine: triggered → acknowledged → resolved, with a
+//! timeline event for every transition.
+//!
+//! Every operation mutates an `Incident` and returns a `Change` describing
+//! what must be persisted (events, alert rows) and what must be sent
+//! (notifications). The actor applies operations to a copy, commits the
+//! change, and only then keeps the copy, so memory never runs ahead of the store.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::alert::{Alert, AlertStatus, Labels};
+use super::fingerprint::Fingerprint;
+use super::policy::{EscalationPolicy, EscalationState, StepFired, Target};
+use crate::time::Timestamp;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IncidentId(pub u64);
+
+impl fmt::Display for IncidentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentStatus {
+    Triggered,
+    Acknowledged,
+    Resolved,
+}
+
+impl IncidentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Triggered => "triggered",
+            IncidentStatus::Acknowledged => "acknowledged",
+            IncidentStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "triggered" => Some(IncidentStatus::Triggered),
+            "acknowledged" => Some(IncidentStatus::Acknowledged),
+            "resolved" => Some(IncidentStatus::Resolved),
+            _ => None,
+        }
+    }
+
+    /// Open incidents are the ones alerts deduplicate into.
+    pub fn is_open(self) -> bool {
+        self != IncidentStatus::Resolved
+    }
+}
+
+/// Through which interface an action came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interface {
+    Api,
+    Cli,
+    Slack,
+    Web,
+    /// The alerts themselves (every alert of the incident resolved).
+    Alert,
+    /// lim's own timers.
+    System,
+}
+
+/// Who did something, and how.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attribution {
+    pub by: String,
+    pub via: Interface,
+}
+
+impl Attribution {
+    pub fn new(by: impl Into<String>, via: Interface) -> Self {
+        Attribution { by: by.into(), via }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    Triggered { alert: Fingerprint },
+    AlertAdded { alert: Fingerprint },
+    AlertRefired { alert: Fingerprint },
+    AlertResolved { alert: Fingerprint },
+    Acknowledged { by: String, via: Interface },
+    AckExpired,
+    Resolved { by: String, via: Interface },
+    Notified { step: usize, repeat: u32, targets: Vec<Target> },
+    EscalationExhausted,
+}
+
+impl EventKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Triggered { .. } => "triggered",
+            EventKind::AlertAdded { .. } => "alert_added",
+            EventKind::AlertRefired { .. } => "alert_refired",
+            EventKind::AlertResolved { .. } => "alert_resolved",
+            EventKind::Acknowledged { .. } => "acknowledged",
+            EventKind::AckExpired => "ack_expired",
+            EventKind::Resolved { .. } => "resolved",
+            EventKind::Notified { .. } => "notified",
+            EventKind::EscalationExhausted => "escalation_exhausted",
+        }
+    }
+}
+
+/// One entry of an incident's timeline. `seq` orders events within an incident.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    pub seq: u32,
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// An alert held by an incident, with what lim saw of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertEntry {
+    pub alert: Alert,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    /// Deliveries received, repeats included.
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub id: IncidentId,
+    pub fingerprint: Fingerprint,
+    pub title: String,
+    pub status: IncidentStatus,
+    pub severity: Option<String>,
+    pub service: String,
+    pub labels: Labels,
+    pub policy: String,
+    pub alerts: BTreeMap<Fingerprint, AlertEntry>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub acknowledged: Option<(Timestamp, Attribution)>,
+    pub resolved: Option<(Timestamp, Attribution)>,
+    pub escalation: EscalationState,
+    pub ack_expires_at: Option<Timestamp>,
+    pub last_seen: Timestamp,
+    /// Alert deliveries received, repeats included.
+    pub seen_count: u64,
+    /// Bumped by every committed change; the store keeps it for optimistic checks.
+    pub version: u64,
+    pub next_seq: u32,
+}
+
+/// What an operation changed: to persist, then to act on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    pub events: Vec<TimelineEvent>,
+    /// Alerts to record as received (only those that changed state).
+    pub alerts: Vec<Alert>,
+    /// Escalation steps that fired: their targets are to be notified.
+    pub fired: Vec<StepFired>,
+}
+
+impl Change {
+    /// A change with nothing to persist: no new row, no new snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.alerts.is_empty() && self.fired.is_empty()
+    }
+}
+
+/// What an alert did to the incident it was routed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IngestAction {
+    Created,
+    Joined,
+    Resolved,
+    Unchanged,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("incident {0} is already resolved")]
+    AlreadyResolved(IncidentId),
+}
+
+/// Which service an alert belongs to until routing rules exist: its
+/// `service` label, else `default`.
+fn service_of(labels: &Labels) -> String {
+    labels
+        .get("service")
+        .cloned()
+        .unwrap_or_else(|| "default".to_string())
+}
+
+impl Incident {
+    /// Opens an incident for `alert`. Its first escalation step is due at once.
+    pub fn open(id: IncidentId, alert: Alert, policy: &EscalationPolicy, now: Timestamp) -> (Self, Change) {
+        let key = alert.incident_key();
+        let fp = alert.fingerprint();
+        let mut incident = Incident {
+            id,
+            fingerprint: key,
+            title: alert.title(),
+            status: IncidentStatus::Triggered,
+            severity: alert.labels.get("severity").cloned(),
+            service: service_of(&alert.labels),
+            labels: alert.labels.clone(),
+            policy: policy.name.clone(),
+            alerts: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+            acknowledged: None,
+            resolved: None,
+            escalation: EscalationState::starting(now),
+            ack_expires_at: None,
+            last_seen: now,
+            seen_count: 1,
+            version: 0,
+            next_seq: 0,
+        };
+        incident.alerts.insert(
+            fp,
+            AlertEntry {
+                alert: alert.clone(),
+                first_seen: now,
+                last_seen: now,
+                count: 1,
+            },
+        );
+        let mut change = Change {
+            alerts: vec![alert],
+            ..Change::default()
+        };
+        incident.record(&mut change, now, EventKind::Triggered { alert: fp });
+        (incident, change)
+    }
+
+    fn record(&mut self, change: &mut Change, now: Timestamp, kind: EventKind) {
+        change.events.push(TimelineEvent {
+            seq: self.next_seq,
+            at: now,
+            kind,
+        });
+        self.next_seq += 1;
+        self.updated_at = now;
+    }
+
+    /// Marks a committed change: bumps the version. Called by whoever
+    /// persists the change, once per non-empty change.
+    pub fn bump_version(&mut self) {
+        self.version += 1;
+    }
+
+    /// Applies one received alert that was routed to this incident.
+    pub fn apply_alert(&mut self, alert: Alert, now: Timestamp) -> Result<(IngestAction, Change), TransitionError> {
+        if self.status == IncidentStatus::Resolved {
+            return Err(TransitionError::AlreadyResolved(self.id));
+        }
+        let fp = alert.fingerprint();
+        self.last_seen = now;
+        self.seen_count += 1;
+        let mut change = Change::default();
+        let Some(entry) = self.alerts.get_mut(&fp) else {
+            if alert.status == AlertStatus::Resolved {
+                // Nothing held to resolve: a late or stray resolve.
+                return Ok((IngestAction::Unchanged, change));
+            }
+            self.alerts.insert(
+                fp,
+                AlertEntry {
+                    alert: alert.clone(),
+                    first_seen: now,
+                    last_seen: now,
+                    count: 1,
+                },
+            );
+            change.alerts.push(alert);
+            self.record(&mut change, now, EventKind::AlertAdded { alert: fp });
+            return Ok((IngestAction::Joined, change));
+        };
+        entry.last_seen = now;
+        entry.count += 1;
+        if entry.alert.same_state(&alert) {
+            // A repeat: refresh what a re-send refreshes, in memory only.
+            entry.alert.annotations = alert.annotations;
+            entry.alert.ends_at = alert.ends_at;
+            return Ok((IngestAction::Unchanged, change));
+        }
+        let new_status = alert.status;
+        entry.alert = alert.clone();
+        change.alerts.push(alert);
+        match new_status {
+            AlertStatus::Firing => {
+                self.record(&mut change, now, EventKind::AlertRefired { alert: fp });
+                Ok((IngestAction::Joined, change))
+            }
+            AlertStatus::Resolved => {
+                self.record(&mut change, now, EventKind::AlertResolved { alert: fp });
+                let all_resolved = self
+                    .alerts
+                    .values()
+                    .all(|e| e.alert.status == AlertStatus::Resolved);
+                if all_resolved {
+                    self.close(&mut change, Attribution::new("alerts", Interface::Alert), now);
+                    Ok((IngestAction::Resolved, change))
+                } else {
+                    Ok((IngestAction::Joined, change))
+                }
+            }
+        }
+    }
+
+    /// Acknowledges: escalation stops; an ack timeout, if the policy has
+    /// one, arms the ack expiry. Acknowledging an acknowledged incident
+    /// changes nothing.
+    pub fn acknowledge(
+        &mut self,
+        by: Attribution,
+        policy: &EscalationPolicy,
+        now: Timestamp,
+    ) -> Result<Change, TransitionError> {
+        let mut change = Change::default();
+        match self.status {
+            IncidentStatus::Resolved => Err(TransitionError::AlreadyResolved(self.id)),
+            IncidentStatus::Acknowledged => Ok(change),
+            IncidentStatus::Triggered => {
+                self.status = IncidentStatus::Acknowledged;
+                self.escalation.halt();
+                self.ack_expires_at = policy.ack_timeout.map(|t| now.plus(t));
+                self.record(
+                    &mut change,
+                    now,
+                    EventKind::Acknowledged {
+                        by: by.by.clone(),
+                        via: by.via,
+                    },
+                );
+                self.acknowledged = Some((now, by));
+                Ok(change)
+            }
+        }
+    }
+
+    pub fn resolve(&mut self, by: Attribution, now: Timestamp) -> Result<Change, TransitionError> {
+        if self.status == IncidentStatus::Resolved {
+            return Err(TransitionError::AlreadyResolved(self.id));
+        }
+        let mut change = Change::default();
+        self.close(&mut change, by, now);
+        Ok(change)
+    }
+
+    fn close(&mut self, change: &mut Change, by: Attribution, now: Timestamp) {
+        self.status = IncidentStatus::Resolved;
+        self.escalation.halt();
+        self.ack_expires_at = None;
+        self.record(
+            change,
+            now,
+            EventKind::Resolved {
+                by: by.by.clone(),
+                via: by.via,
+            },
+        );
+        self.resolved = Some((now, by));
+    }
+
+    /// Fires the escalation step due at `now`, if any.
+    pub fn fire_escalation(&mut self, policy: &EscalationPolicy, now: Timestamp) -> Change {
+        let mut change = Change::default();
+        if self.status != IncidentStatus::Triggered {
+            return change;
+        }
+        if let Some(fired) = self.escalation.fire_due(policy, now) {
+            self.record(
+                &mut change,
+                now,
+                EventKind::Notified {
+                    step: fired.step,
+                    repeat: fired.repeat,
+                    targets: fired.targets.clone(),
+                },
+            );
+            if self.escalation.exhausted {
+                self.record(&mut change, now, EventKind::EscalationExhausted);
+            }
+            change.fired.push(fired);
+        }
+        change
+    }
+
+    /// Expires an acknowledge whose timeout passed: the incident is
+    /// triggered again and its escalation starts over, first step due now.
+    pub fn expire_ack(&mut self, now: Timestamp) -> Change {
+        let mut change = Change::default();
+        match self.ack_expires_at {
+            Some(at) if self.status == IncidentStatus::Acknowledged && at <= now => {
+                self.status = IncidentStatus::Triggered;
+                self.ack_expires_at = None;
+                self.acknowledged = None;
+                self.escalation = EscalationState::starting(now);
+                self.record(&mut change, now, EventKind::AckExpired);
+            }
+            _ => {}
+        }
+        change
+    }
+
+    /// The absolute deadlines the incident's actor must have armed.
+    pub fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            escalation: match self.status {
+                IncidentStatus::Triggered => self.escalation.next_at,
+                _ => None,
+            },
+            ack_expiry: match self.status {
+                IncidentStatus::Acknowledged => self.ack_expires_at,
+                _ => None,
+            },
+        }
+    }
+
+    pub fn alert_count(&self) -> usize {
+        self.alerts.len()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadlines {
+    pub escalation: Option<Timestamp>,
+    pub ack_expiry: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn alert(name: &str, status: AlertStatus) -> Alert {
+        let mut labels = Labels::new();
+        labels.insert("alertname".into(), name.into());
+        labels.insert("service".into(), "chat".into());
+        labels.insert("severity".into(), "critical".into());
+        Alert {
+            labels,
+            annotations: Labels::new(),
+            status,
+            starts_at: Timestamp(0),
+            ends_at: None,
+            source: "native".into(),
+            dedup_key: Some("group".into()),
+        }
+    }
+
+    fn open() -> Incident {
+        Incident::open(
+            IncidentId(1),
+            alert("A", AlertStatus::Firing),
+            &EscalationPolicy::default_console(),
+            Timestamp(0),
+        )
+        .0
+    }
+
+    fn api(who: &str) -> Attribution {
+        Attribution::new(who, Interface::Api)
+    }
+
+    #[test]
+    fn open_records_triggered_and_takes_service_and_severity_from_labels() {
+        let (i, change) = Incident::open(
+            IncidentId(7),
+            alert("A", AlertStatus::Firing),
+            &EscalationPolicy::default_console(),
+            Timestamp(10),
+        );
+        assert_eq!(i.status, IncidentStatus::Triggered);
+        assert_eq!(i.service, "chat");
+        assert_eq!(i.severity.as_deref(), Some("critical"));
+        assert_eq!(i.deadlines().escalation, Some(Timestamp(10)));
+        assert_eq!(change.events.len(), 1);
+        assert_eq!(change.events[0].kind.name(), "triggered");
+        assert_eq!(change.alerts.len(), 1);
+    }
+
+    #[test]
+    fn repeat_changes_nothing_persistent() {
+        let mut i = open();
+        let (action, change) = i.apply_alert(alert("A", AlertStatus::Firing), Timestamp(5)).unwrap();
+        assert_eq!(action, IngestAction::Unchanged);
+        assert!(change.is_empty());
+        assert_eq!(i.seen_count, 2);
+        assert_eq!(i.last_seen, Timestamp(5));
+        assert_eq!(i.alerts.values().next().unwrap().count, 2);
+        assert_eq!(i.next_seq, 1, "no event for a repeat");
+    }
+
+    #[test]
+    fn incident_resolves_only_when_every_alert_is_resolved() {
+        let mut i = open();
+        let (a, _) = i.apply_alert(alert("B", AlertStatus::Firing), Timestamp(1)).unwrap();
+        assert_eq!(a, IngestAction::Joined);
+        let (a, _) = i.apply_alert(alert("A", AlertStatus::Resolved), Timestamp(2)).unwrap();
+        assert_eq!(a, IngestAction::Joined);
+        assert_eq!(i.status, IncidentStatus::Triggered);
+        let (a, c) = i.apply_alert(alert("B", AlertStatus::Resolved), Timestamp(3)).unwrap();
+        assert_eq!(a, IngestAction::Resolved);
+        assert_eq!(i.status, IncidentStatus::Resolved);
+        assert_eq!(i.deadlines(), Deadlines::default());
+        let names: Vec<_> = c.events.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(names, ["alert_resolved", "resolved"]);
+        assert!(i.apply_alert(alert("A", AlertStatus::Firing), Timestamp(4)).is_err());
+    }
+
+    #[test]
+    fn stray_resolve_is_unchanged_and_refire_is_recorded() {
+        let mut i = open();
+        let (a, c) = i.apply_alert(alert("Z", AlertStatus::Resolved), Timestamp(1)).unwrap();
+        assert_eq!((a, c.is_empty()), (IngestAction::Unchanged, true));
+        i.apply_alert(alert("B", AlertStatus::Firing), Timestamp(1)).unwrap();
+        i.apply_alert(alert("B", AlertStatus::Resolved), Timestamp(2)).unwrap();
+        let (a, c) = i.apply_alert(alert("B", AlertStatus::Firing), Timestamp(3)).unwrap();
+        assert_eq!(a, IngestAction::Joined);
+        assert_eq!(c.events[0].kind.name(), "alert_refired");
+    }
+
+    #[test]
+    fn acknowledge_stops_escalation_and_is_idempotent() {
+        let mut i = open();
+        let c = i.acknowledge(api("alice"), &EscalationPolicy::default_console(), Timestamp(1)).unwrap();
+        assert_eq!(c.events.len(), 1);
+        assert_eq!(i.status, IncidentStatus::Acknowledged);
+        assert_eq!(i.deadlines(), Deadlines::default());
+        let again = i.acknowledge(api("bob"), &EscalationPolicy::default_console(), Timestamp(2)).unwrap();
+        assert!(again.is_empty());
+        assert_eq!(i.acknowledged.as_ref().unwrap().1.by, "alice");
+    }
+
+    #[test]
+    fn acknowledging_a_resolved_incident_is_illegal() {
+        let mut i = open();
+        i.resolve(api("alice"), Timestamp(1)).unwrap();
+        assert_eq!(
+            i.acknowledge(api("bob"), &EscalationPolicy::default_console(), Timestamp(2)),
+            Err(TransitionError::AlreadyResolved(IncidentId(1)))
+        );
+        assert!(i.resolve(api("bob"), Timestamp(2)).is_err());
+    }
+
+    #[test]
+    fn ack_timeout_retriggers_and_restarts_escalation() {
+        let mut policy = EscalationPolicy::default_console();
+        policy.ack_timeout = Some(Duration::from_secs(60));
+        let mut i = open();
+        i.fire_escalation(&policy, Timestamp(0));
+        i.acknowledge(api("alice"), &policy, Timestamp(1000)).unwrap();
+        assert_eq!(i.deadlines().ack_expiry, Some(Timestamp(61_000)));
+        assert!(i.expire_ack(Timestamp(60_999)).is_empty(), "not yet");
+        let c = i.expire_ack(Timestamp(61_000));
+        assert_eq!(c.events[0].kind.name(), "ack_expired");
+        assert_eq!(i.status, IncidentStatus::Triggered);
+        assert_eq!(i.escalation.step, 0);
+        assert_eq!(i.escalation.repeat, 0);
+        assert_eq!(i.deadlines().escalation, Some(Timestamp(61_000)));
+    }
+
+    #[test]
+    fn escalation_fires_only_while_triggered() {
+        let policy = EscalationPolicy::default_console();
+        let mut i = open();
+        let c = i.fire_escalation(&policy, Timestamp(0));
+        assert_eq!(c.fired.len(), 1);
+        assert_eq!(c.events[0].kind.name(), "notified");
+        i.acknowledge(api("a"), &policy, Timestamp(1)).unwrap();
+        assert!(i.fire_escalation(&policy, Timestamp(10 * 60_000)).is_empty());
+    }
+
+    #[test]
+    fn event_json_shape() {
+        let e = TimelineEvent {
+            seq: 3,
+            at: Timestamp(0),
+            kind: EventKind::Acknowledged {
+                by: "alice".into(),
+                via: Interface::Api,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({"seq":3,"at":"1970-01-01T00:00:00.000Z","type":"acknowledged","by":"alice","via":"api"})
+        );
+    }
+}

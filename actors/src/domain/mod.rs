@@ -1,0 +1,17 @@
+//! Pure domain logic: no actors, no I/O, no clock. Everything here is a
+//! function of its inputs and is unit tested in place.
+
+pub mod alert;
+pub mod fingerprint;
+pub mod incident;
+pub mod policy;
+pub mod restart;
+
+pub use alert::{Alert, AlertStatus, Labels};
+pub use fingerprint::Fingerprint;
+pub use incident::{
+    AlertEntry, Attribution, Change, Deadlines, EventKind, Incident, IncidentId, IncidentStatus,
+    IngestAction, Interface, TimelineEvent, TransitionError,
+};
+pub use policy::{EscalationPolicy, EscalationState, EscalationStep, StepFired, Target};
+pub use restart::{RestartIntensity, RestartPolicy};

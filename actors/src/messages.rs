@@ -1,0 +1,104 @@
+//! Every message the actors exchange, as plain data, and the reply types.
+//!
+//! Calls carry an `RpcReplyPort`; a port travels with its request when an
+//! actor forwards it (router → incident → caller), so nobody in the middle
+//! waits.
+
+use ractor::{ActorRef, RpcReplyPort};
+use serde::Serialize;
+
+use crate::domain::{Alert, Attribution, Fingerprint, Incident, IncidentId, IngestAction, TransitionError};
+use crate::ports::{Notification, StoreError, Touch, WriteBatch};
+
+/// The answer to one ingested alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    /// The alert's own fingerprint (its label set).
+    pub fingerprint: Fingerprint,
+    /// The incident it went to; `None` when a resolved alert matched no open incident.
+    pub incident_id: Option<IncidentId>,
+    pub action: IngestAction,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Nothing was committed; the sender should retry.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("incident system unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("incident {0} not found")]
+    NotFound(IncidentId),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("incident system unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type IngestReply = RpcReplyPort<Result<IngestOutcome, IngestError>>;
+pub type CommandReply = RpcReplyPort<Result<Incident, CommandError>>;
+
+/// An operator's action on one incident.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IncidentCommand {
+    Acknowledge(Attribution),
+    Resolve(Attribution),
+}
+
+pub enum RouterMsg {
+    /// Route an alert to its open incident, opening one if none.
+    Ingest { alert: Alert, reply: IngestReply },
+    /// Run a command on an open incident.
+    Command {
+        id: IncidentId,
+        command: IncidentCommand,
+        reply: CommandReply,
+    },
+    /// An incident resolved (or never got created): drop it from the index.
+    /// The router answers with `IncidentMsg::Retire`.
+    Closed { id: IncidentId, key: Fingerprint },
+    /// The current index size (open incidents).
+    IndexSize(RpcReplyPort<usize>),
+    /// The actor of an open incident, if running.
+    Lookup(IncidentId, RpcReplyPort<Option<ActorRef<IncidentMsg>>>),
+}
+
+/// Which of an incident's timers fired. `generation` tells a timer armed
+/// before the last re-arm (stale, ignored) from the current one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    Escalation,
+    AckExpiry,
+}
+
+pub enum IncidentMsg {
+    Ingest { alert: Alert, reply: IngestReply },
+    Command { command: IncidentCommand, reply: CommandReply },
+    Timer { kind: TimerKind, generation: u64 },
+    /// The router dropped this incident from its index: stop.
+    Retire,
+    /// The incident as the actor holds it now (including uncommitted repeat counts).
+    Get(RpcReplyPort<Option<Incident>>),
+}
+
+pub enum PersistenceMsg {
+    /// Commit this batch (grouped with whatever else is pending) and answer after the commit.
+    Write {
+        batch: WriteBatch,
+        reply: RpcReplyPort<Result<(), StoreError>>,
+    },
+    /// Record a repeat; written with a later batch.
+    Touch(Touch),
+    /// Commit whatever is pending now.
+    Flush,
+}
+
+pub enum NotifierMsg {
+    Deliver(Notification),
+}

@@ -1,0 +1,227 @@
+//! Wiring: `spawn_system` starts the root supervisor (which starts
+//! persistence, the notifier pool and the router, which rehydrates every open
+//! incident) and returns the `System` handle the server talks to.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef, CallResult};
+use tokio::sync::watch;
+
+use crate::domain::{Alert, Attribution, EscalationPolicy, Incident, IncidentId, RestartPolicy};
+use crate::messages::{
+    CommandError, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, RouterMsg,
+};
+use crate::ports::{Channel, SharedStore};
+use crate::supervisor::{RootArgs, RootSupervisor};
+use crate::time::SharedClock;
+
+#[derive(Clone, Debug)]
+pub struct SystemConfig {
+    /// The escalation policy every incident follows.
+    pub policy: EscalationPolicy,
+    /// Restart intensity of every supervisor.
+    pub restart: RestartPolicy,
+    /// Most incident writes in one group commit.
+    pub max_batch: usize,
+    /// How long repeat counters may wait in memory before being written.
+    pub touch_flush_interval: Duration,
+    /// How long a caller waits for the system before giving up (503).
+    pub call_timeout: Duration,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            policy: EscalationPolicy::default_console(),
+            restart: RestartPolicy::default(),
+            max_batch: 1024,
+            touch_flush_interval: Duration::from_secs(1),
+            call_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct SystemDeps {
+    pub store: SharedStore,
+    pub clock: SharedClock,
+    pub channels: Vec<Arc<dyn Channel>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    #[error("the actor system failed to start: {0}")]
+    Spawn(String),
+}
+
+/// Registered actor names are global to the process; each system gets its
+/// own prefix so several systems (tests) can run side by side.
+#[derive(Clone, Debug)]
+pub struct Names {
+    prefix: String,
+}
+
+impl Names {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Names {
+            prefix: format!("lim{}", NEXT.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+
+    pub fn root(&self) -> String {
+        self.prefix.clone()
+    }
+    pub fn router(&self) -> String {
+        format!("{}/router", self.prefix)
+    }
+    pub fn persistence(&self) -> String {
+        format!("{}/persistence", self.prefix)
+    }
+    pub fn notifier(&self) -> String {
+        format!("{}/notifier-pool", self.prefix)
+    }
+
+    pub fn lookup<M: ractor::Message>(name: &str) -> Option<ActorRef<M>> {
+        ractor::registry::where_is(name.to_string()).map(ActorRef::from)
+    }
+}
+
+/// What every actor of one system shares.
+pub struct CoreContext {
+    pub names: Names,
+    pub config: SystemConfig,
+    pub store: SharedStore,
+    pub clock: SharedClock,
+}
+
+/// The handle to a running system. Cheap to clone.
+#[derive(Clone)]
+pub struct System {
+    ctx: Arc<CoreContext>,
+    root: ActorRef<()>,
+    stopped: watch::Receiver<bool>,
+}
+
+pub async fn spawn_system(config: SystemConfig, deps: SystemDeps) -> Result<System, SystemError> {
+    config
+        .policy
+        .validate()
+        .map_err(|e| SystemError::Spawn(e.to_string()))?;
+    let ctx = Arc::new(CoreContext {
+        names: Names::next(),
+        config,
+        store: deps.store,
+        clock: deps.clock,
+    });
+    let (root, handle) = Actor::spawn(
+        Some(ctx.names.root()),
+        RootSupervisor,
+        RootArgs {
+            ctx: ctx.clone(),
+            channels: deps.channels,
+        },
+    )
+    .await
+    .map_err(|e| SystemError::Spawn(e.to_string()))?;
+    let (tx, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        let _ = handle.await;
+        let _ = tx.send(true);
+    });
+    Ok(System { ctx, root, stopped })
+}
+
+impl System {
+    pub fn store(&self) -> &SharedStore {
+        &self.ctx.store
+    }
+
+    pub fn config(&self) -> &SystemConfig {
+        &self.ctx.config
+    }
+
+    fn router(&self) -> Result<ActorRef<RouterMsg>, String> {
+        Names::lookup(&self.ctx.names.router()).ok_or_else(|| "the router is not running".to_string())
+    }
+
+    /// Routes one alert and answers once its effect is committed.
+    pub async fn ingest(&self, alert: Alert) -> Result<IngestOutcome, IngestError> {
+        let router = self.router().map_err(IngestError::Unavailable)?;
+        match router
+            .call(
+                |reply| RouterMsg::Ingest { alert, reply },
+                Some(self.ctx.config.call_timeout),
+            )
+            .await
+        {
+            Ok(CallResult::Success(result)) => result,
+            Ok(CallResult::Timeout) => Err(IngestError::Unavailable("timed out".into())),
+            Ok(CallResult::SenderError) => Err(IngestError::Unavailable(
+                "the incident stopped before answering".into(),
+            )),
+            Err(e) => Err(IngestError::Unavailable(e.to_string())),
+        }
+    }
+
+    async fn command(&self, id: IncidentId, command: IncidentCommand) -> Result<Incident, CommandError> {
+        let router = self.router().map_err(CommandError::Unavailable)?;
+        match router
+            .call(
+                |reply| RouterMsg::Command { id, command, reply },
+                Some(self.ctx.config.call_timeout),
+            )
+            .await
+        {
+            Ok(CallResult::Success(result)) => result,
+            Ok(CallResult::Timeout) => Err(CommandError::Unavailable("timed out".into())),
+            Ok(CallResult::SenderError) => Err(CommandError::Unavailable(
+                "the incident stopped before answering".into(),
+            )),
+            Err(e) => Err(CommandError::Unavailable(e.to_string())),
+        }
+    }
+
+    pub async fn acknowledge(&self, id: IncidentId, by: Attribution) -> Result<Incident, CommandError> {
+        self.command(id, IncidentCommand::Acknowledge(by)).await
+    }
+
+    pub async fn resolve(&self, id: IncidentId, by: Attribution) -> Result<Incident, CommandError> {
+        self.command(id, IncidentCommand::Resolve(by)).await
+    }
+
+    /// Number of open incidents in the router's index.
+    pub async fn open_count(&self) -> Result<usize, IngestError> {
+        let router = self.router().map_err(IngestError::Unavailable)?;
+        ractor::call_t!(router, RouterMsg::IndexSize, 5_000)
+            .map_err(|e| IngestError::Unavailable(e.to_string()))
+    }
+
+    /// The live incident actor for `id`, if one is running (test and
+    /// inspection aid: gives the in-memory state including repeat counts).
+    pub async fn live_incident(&self, id: IncidentId) -> Option<Incident> {
+        let router = self.router().ok()?;
+        let actor: ActorRef<IncidentMsg> =
+            ractor::call_t!(router, RouterMsg::Lookup, 5_000, id).ok()??;
+        ractor::call_t!(actor, IncidentMsg::Get, 5_000).ok()?
+    }
+
+    /// Whether the root supervisor is still running.
+    pub fn is_running(&self) -> bool {
+        !*self.stopped.borrow()
+    }
+
+    /// Resolves when the root supervisor has stopped (shutdown, or restart
+    /// intensity exceeded at the top: the process should exit).
+    pub async fn stopped(&self) {
+        let mut rx = self.stopped.clone();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Stops every actor (pending timers are aborted) and waits for it.
+    pub async fn shutdown(&self) {
+        self.root.stop(None);
+        self.stopped().await;
+    }
+}
