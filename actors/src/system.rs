@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorRef, CallResult};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
 
 use crate::domain::{Alert, Attribution, EscalationPolicy, Incident, IncidentId, RestartPolicy};

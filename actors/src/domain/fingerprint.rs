@@ -125,10 +125,14 @@ mod tests {
     #[test]
     fn pinned_test_vectors() {
         assert_eq!(Fingerprint::of_labels(&Labels::new()).to_string(), "cbf29ce484222325");
-        // Prometheus' own test vector (model/labelset_test.go / signature_test.go):
-        // {"name": "value"} -> 5799056148416392346
+        // Prometheus' own vector (prometheus/common model/fingerprinting_test.go,
+        // TestMetricToFingerprint): the same labels give the same fingerprint.
         assert_eq!(
-            Fingerprint::of_labels(&labels(&[("name", "value")])).0,
+            Fingerprint::of_labels(&labels(&[
+                ("name", "garland, briggs"),
+                ("fear", "love is not enough")
+            ]))
+            .0,
             5799056148416392346
         );
         assert_eq!(
@@ -144,8 +148,8 @@ mod tests {
         assert_eq!(Fingerprint::of_dedup_key("srv01/mysql").to_string(), PINNED_DEDUP_KEY);
     }
 
-    const PINNED_HIGH_LATENCY: &str = "b5dc0b8a0d1d4fb9";
-    const PINNED_DEDUP_KEY: &str = "6e8ae4d63b3bbbd8";
+    const PINNED_HIGH_LATENCY: &str = "f2c6d30e9c973005";
+    const PINNED_DEDUP_KEY: &str = "84a78725c01b0320";
 
     #[test]
     fn order_of_insertion_does_not_matter() {

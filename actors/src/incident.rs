@@ -1,0 +1,375 @@
+//! `IncidentActor`: one per open incident. It owns the incident's state and
+//! its timers (next escalation step, ack expiry), and it is the only writer
+//! of that incident, so an acknowledge racing a resolve or an escalation
+//! step has exactly one order.
+//!
+//! Every handler applies a domain operation to a copy of the incident,
+//! commits the resulting change through the persistence actor, and only
+//! then keeps the copy and answers. A failed commit leaves memory as it was
+//! and the caller gets the error: nothing is acknowledged that is not stored.
+//!
+//! Deadlines are absolute wall-clock instants (in the snapshot); the timers
+//! are `send_after` handles derived from them, re-armed after every change
+//! and aborted in `post_stop`. A timer that fires checks its generation, so
+//! a timer replaced by a later one is ignored.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::concurrency::JoinHandle;
+
+/// A pending `send_after`; aborting it cancels the timer.
+type TimerHandle = JoinHandle<Result<(), ractor::MessagingErr<IncidentMsg>>>;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::domain::{Change, Fingerprint, Incident, IncidentId, IncidentStatus, IngestAction};
+use crate::messages::{
+    CommandError, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, NotifierMsg,
+    PersistenceMsg, RouterMsg, TimerKind,
+};
+use crate::ports::{IncidentWrite, Notification, StoreError, Touch, WriteBatch};
+use crate::system::{CoreContext, Names};
+use crate::time::Timestamp;
+
+/// How long to wait before retrying a timer whose commit failed.
+const TIMER_RETRY: Duration = Duration::from_secs(1);
+
+pub struct IncidentActor;
+
+pub struct IncidentArgs {
+    pub id: IncidentId,
+    /// The incident key (dedup key or label fingerprint) it is indexed by.
+    pub key: Fingerprint,
+    /// `Some` when rehydrated or restarted from a snapshot; `None` for a new
+    /// incident, which exists once its first alert is committed.
+    pub incident: Option<Incident>,
+    pub ctx: Arc<CoreContext>,
+}
+
+struct ArmedTimer {
+    deadline: Timestamp,
+    generation: u64,
+    handle: TimerHandle,
+}
+
+pub struct IncidentState {
+    id: IncidentId,
+    key: Fingerprint,
+    incident: Option<Incident>,
+    /// Resolved (or never created): the router was told; alerts that still
+    /// arrive are sent back to the router to open a new incident.
+    closing: bool,
+    escalation_timer: Option<ArmedTimer>,
+    ack_timer: Option<ArmedTimer>,
+    generation: u64,
+    ctx: Arc<CoreContext>,
+}
+
+impl IncidentState {
+    fn abort_timers(&mut self) {
+        for t in [self.escalation_timer.take(), self.ack_timer.take()].into_iter().flatten() {
+            t.handle.abort();
+        }
+    }
+
+    /// Makes the armed timers match the incident's deadlines.
+    fn rearm(&mut self, myself: &ActorRef<IncidentMsg>) {
+        let deadlines = self.incident.as_ref().map(|i| i.deadlines()).unwrap_or_default();
+        let now = self.ctx.clock.now();
+        for (kind, wanted) in [
+            (TimerKind::Escalation, deadlines.escalation),
+            (TimerKind::AckExpiry, deadlines.ack_expiry),
+        ] {
+            let slot = match kind {
+                TimerKind::Escalation => &mut self.escalation_timer,
+                TimerKind::AckExpiry => &mut self.ack_timer,
+            };
+            if slot.as_ref().map(|t| t.deadline) == wanted {
+                continue;
+            }
+            if let Some(old) = slot.take() {
+                old.handle.abort();
+            }
+            if let Some(deadline) = wanted {
+                self.generation += 1;
+                let generation = self.generation;
+                let handle = myself.send_after(deadline.remaining_from(now), move || IncidentMsg::Timer {
+                    kind,
+                    generation,
+                });
+                *slot = Some(ArmedTimer {
+                    deadline,
+                    generation,
+                    handle,
+                });
+            }
+        }
+    }
+
+    fn timer_is_current(&self, kind: TimerKind, generation: u64) -> bool {
+        let slot = match kind {
+            TimerKind::Escalation => &self.escalation_timer,
+            TimerKind::AckExpiry => &self.ack_timer,
+        };
+        slot.as_ref().is_some_and(|t| t.generation == generation)
+    }
+
+    /// Forgets the timer of `kind` that just fired (its handle is done).
+    fn clear_fired(&mut self, kind: TimerKind) {
+        match kind {
+            TimerKind::Escalation => self.escalation_timer = None,
+            TimerKind::AckExpiry => self.ack_timer = None,
+        }
+    }
+
+    /// Tells the router this incident is done; it answers with `Retire`.
+    fn close(&mut self) {
+        if !self.closing {
+            self.closing = true;
+            if let Some(router) = Names::lookup::<RouterMsg>(&self.ctx.names.router()) {
+                let _ = router.cast(RouterMsg::Closed {
+                    id: self.id,
+                    key: self.key,
+                });
+            }
+        }
+    }
+}
+
+/// Commits one incident's change through the persistence actor and waits for it.
+async fn commit(ctx: &CoreContext, incident: &Incident, change: &Change) -> Result<(), StoreError> {
+    let persistence = Names::lookup::<PersistenceMsg>(&ctx.names.persistence())
+        .ok_or_else(|| StoreError::Unavailable("the persistence actor is not running".into()))?;
+    let batch = WriteBatch {
+        incidents: vec![IncidentWrite {
+            incident: incident.clone(),
+            events: change.events.clone(),
+            alerts: change.alerts.clone(),
+            received_at: ctx.clock.now(),
+        }],
+        touches: Vec::new(),
+    };
+    match persistence
+        .call(|reply| PersistenceMsg::Write { batch, reply }, Some(ctx.config.call_timeout))
+        .await
+    {
+        Ok(CallResult::Success(r)) => r,
+        Ok(CallResult::Timeout) => Err(StoreError::Unavailable("commit timed out".into())),
+        Ok(CallResult::SenderError) | Err(_) => {
+            Err(StoreError::Unavailable("the persistence actor stopped".into()))
+        }
+    }
+}
+
+/// Commits `next` (the incident after `change`) and, on success, makes it
+/// the actor's state, re-arms timers and sends the notifications it fired.
+async fn commit_and_apply(
+    myself: &ActorRef<IncidentMsg>,
+    state: &mut IncidentState,
+    mut next: Incident,
+    change: Change,
+) -> Result<(), StoreError> {
+    if change.is_empty() {
+        state.incident = Some(next);
+        return Ok(());
+    }
+    next.bump_version();
+    commit(&state.ctx, &next, &change).await?;
+    notify(&state.ctx, &next, &change);
+    let resolved = next.status == IncidentStatus::Resolved;
+    state.incident = Some(next);
+    state.rearm(myself);
+    if resolved {
+        state.close();
+    }
+    Ok(())
+}
+
+fn notify(ctx: &CoreContext, incident: &Incident, change: &Change) {
+    if change.fired.is_empty() {
+        return;
+    }
+    let Some(pool) = Names::lookup::<NotifierMsg>(&ctx.names.notifier()) else {
+        tracing::error!(incident_id = incident.id.0, "notifier pool not running; notifications dropped");
+        return;
+    };
+    for fired in &change.fired {
+        for target in &fired.targets {
+            let _ = pool.cast(NotifierMsg::Deliver(Notification {
+                incident_id: incident.id,
+                title: incident.title.clone(),
+                status: incident.status,
+                severity: incident.severity.clone(),
+                service: incident.service.clone(),
+                labels: incident.labels.clone(),
+                step: fired.step,
+                repeat: fired.repeat,
+                target: target.clone(),
+                at: ctx.clock.now(),
+            }));
+        }
+    }
+}
+
+impl Actor for IncidentActor {
+    type Msg = IncidentMsg;
+    type State = IncidentState;
+    type Arguments = IncidentArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: IncidentArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(IncidentState {
+            id: args.id,
+            key: args.key,
+            incident: args.incident,
+            closing: false,
+            escalation_timer: None,
+            ack_timer: None,
+            generation: 0,
+            ctx: args.ctx,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Re-arm what the snapshot had; a deadline already past fires at once.
+        state.rearm(&myself);
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        state.abort_timers();
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            IncidentMsg::Ingest { alert, reply } => {
+                if state.closing {
+                    // Resolved meanwhile: the router opens a new incident.
+                    if let Some(router) = Names::lookup::<RouterMsg>(&state.ctx.names.router()) {
+                        let _ = router.cast(RouterMsg::Ingest { alert, reply });
+                    }
+                    return Ok(());
+                }
+                let now = state.ctx.clock.now();
+                let fingerprint = alert.fingerprint();
+                let (next, action, change) = match &state.incident {
+                    None => {
+                        let (i, c) = Incident::open(state.id, alert, &state.ctx.config.policy, now);
+                        (i, IngestAction::Created, c)
+                    }
+                    Some(current) => {
+                        let mut next = current.clone();
+                        match next.apply_alert(alert, now) {
+                            Ok((action, change)) => (next, action, change),
+                            Err(e) => {
+                                // Unreachable while not closing; answer rather than panic.
+                                let _ = reply.send(Err(IngestError::Unavailable(e.to_string())));
+                                return Ok(());
+                            }
+                        }
+                    }
+                };
+                let repeat = change.is_empty();
+                let result = commit_and_apply(&myself, state, next, change).await;
+                if repeat {
+                    if let (Some(i), Some(p)) = (
+                        &state.incident,
+                        Names::lookup::<PersistenceMsg>(&state.ctx.names.persistence()),
+                    ) {
+                        let _ = p.cast(PersistenceMsg::Touch(Touch {
+                            id: i.id,
+                            last_seen: i.last_seen,
+                            seen_count: i.seen_count,
+                        }));
+                    }
+                }
+                let created_failed = result.is_err() && state.incident.is_none();
+                let _ = reply.send(result.map(|()| IngestOutcome {
+                    fingerprint,
+                    incident_id: Some(state.id),
+                    action,
+                }).map_err(IngestError::from));
+                if created_failed {
+                    // The incident was never stored: give its index slot back.
+                    state.close();
+                }
+            }
+            IncidentMsg::Command { command, reply } => {
+                let Some(current) = &state.incident else {
+                    let _ = reply.send(Err(CommandError::NotFound(state.id)));
+                    return Ok(());
+                };
+                let mut next = current.clone();
+                let now = state.ctx.clock.now();
+                let change = match command {
+                    IncidentCommand::Acknowledge(by) => next.acknowledge(by, &state.ctx.config.policy, now),
+                    IncidentCommand::Resolve(by) => next.resolve(by, now),
+                };
+                let result = match change {
+                    Err(e) => Err(CommandError::from(e)),
+                    Ok(change) => commit_and_apply(&myself, state, next, change)
+                        .await
+                        .map_err(CommandError::from)
+                        .and_then(|()| state.incident.clone().ok_or(CommandError::NotFound(state.id))),
+                };
+                let _ = reply.send(result);
+            }
+            IncidentMsg::Timer { kind, generation } => {
+                if !state.timer_is_current(kind, generation) {
+                    return Ok(());
+                }
+                state.clear_fired(kind);
+                let Some(current) = &state.incident else { return Ok(()) };
+                let mut next = current.clone();
+                let now = state.ctx.clock.now();
+                let change = match kind {
+                    TimerKind::Escalation => next.fire_escalation(&state.ctx.config.policy, now),
+                    TimerKind::AckExpiry => next.expire_ack(now),
+                };
+                if let Err(e) = commit_and_apply(&myself, state, next, change).await {
+                    // The step did not happen; try again shortly rather than drop it.
+                    tracing::warn!(incident_id = state.id.0, error = %e, "timer commit failed; retrying");
+                    let generation = state.generation + 1;
+                    state.generation = generation;
+                    let handle = myself.send_after(TIMER_RETRY, move || IncidentMsg::Timer { kind, generation });
+                    let armed = Some(ArmedTimer {
+                        deadline: now,
+                        generation,
+                        handle,
+                    });
+                    match kind {
+                        TimerKind::Escalation => state.escalation_timer = armed,
+                        TimerKind::AckExpiry => state.ack_timer = armed,
+                    }
+                } else {
+                    // A fired timer whose deadline did not pass yet (wall
+                    // clock moved back) is simply armed again.
+                    state.rearm(&myself);
+                }
+            }
+            IncidentMsg::Retire => myself.stop(None),
+            IncidentMsg::Get(reply) => {
+                let _ = reply.send(state.incident.clone());
+            }
+        }
+        Ok(())
+    }
+}

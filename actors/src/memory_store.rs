@@ -1,0 +1,171 @@
+//! An in-memory `Store` for unit tests of the core and for benchmarks of
+//! the actor layer alone. Not durable; the server never uses it.
+//!
+//! It enforces the same invariant as the SQL schema (one open incident per
+//! fingerprint) and can be told to fail, so tests can exercise the error paths.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::codec::{decode_incident, encode_incident};
+use crate::domain::{Incident, IncidentId, TimelineEvent};
+use crate::ports::{IncidentQuery, StatusFilter, Store, StoreError, StoredAlert, WriteBatch};
+
+#[derive(Default)]
+struct Tables {
+    /// Snapshots go through the real codec, as in the SQL stores.
+    incidents: BTreeMap<IncidentId, Vec<u8>>,
+    touches: BTreeMap<IncidentId, (i64, u64)>,
+    events: BTreeMap<IncidentId, Vec<TimelineEvent>>,
+    alerts: BTreeMap<IncidentId, Vec<StoredAlert>>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+    fail: AtomicBool,
+    commits: AtomicU64,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// While set, every call fails with `StoreError::Unavailable`.
+    pub fn set_failing(&self, failing: bool) {
+        self.fail.store(failing, Ordering::SeqCst);
+    }
+
+    /// Number of successful commits (each one a transaction).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("memory store set to fail".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn decode(t: &Tables, id: IncidentId, bytes: &[u8]) -> Result<Incident, StoreError> {
+        let mut i = decode_incident(bytes).map_err(|source| StoreError::Corrupt { id, source })?;
+        if let Some((last_seen, count)) = t.touches.get(&id) {
+            i.last_seen.0 = i.last_seen.0.max(*last_seen);
+            i.seen_count = i.seen_count.max(*count);
+        }
+        Ok(i)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        self.check()?;
+        let mut t = self.tables.lock().expect("memory store lock");
+        // Check the invariant for the whole batch before writing anything.
+        let mut open: BTreeMap<_, IncidentId> = BTreeMap::new();
+        for (id, bytes) in &t.incidents {
+            let i = Self::decode(&t, *id, bytes)?;
+            if i.status.is_open() {
+                open.insert(i.fingerprint, *id);
+            }
+        }
+        for w in &batch.incidents {
+            open.retain(|_, id| *id != w.incident.id);
+            if w.incident.status.is_open() {
+                if let Some(other) = open.insert(w.incident.fingerprint, w.incident.id) {
+                    return Err(StoreError::Rejected(format!(
+                        "fingerprint {} already has open incident {other}",
+                        w.incident.fingerprint
+                    )));
+                }
+            }
+        }
+        for w in &batch.incidents {
+            let bytes = encode_incident(&w.incident)
+                .map_err(|source| StoreError::Corrupt { id: w.incident.id, source })?;
+            t.incidents.insert(w.incident.id, bytes);
+            t.events.entry(w.incident.id).or_default().extend(w.events.iter().cloned());
+            t.alerts.entry(w.incident.id).or_default().extend(w.alerts.iter().map(|a| StoredAlert {
+                incident_id: w.incident.id,
+                fingerprint: a.fingerprint(),
+                received_at: w.received_at,
+                alert: a.clone(),
+            }));
+        }
+        for touch in &batch.touches {
+            if t.incidents.contains_key(&touch.id) {
+                let e = t.touches.entry(touch.id).or_insert((0, 0));
+                e.0 = e.0.max(touch.last_seen.0);
+                e.1 = e.1.max(touch.seen_count);
+            }
+        }
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        self.check()?;
+        let t = self.tables.lock().expect("memory store lock");
+        let mut out = Vec::new();
+        for (id, bytes) in &t.incidents {
+            let i = Self::decode(&t, *id, bytes)?;
+            if i.status.is_open() {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn max_incident_id(&self) -> Result<Option<IncidentId>, StoreError> {
+        self.check()?;
+        Ok(self.tables.lock().expect("memory store lock").incidents.keys().next_back().copied())
+    }
+
+    async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
+        self.check()?;
+        let t = self.tables.lock().expect("memory store lock");
+        t.incidents.get(&id).map(|b| Self::decode(&t, id, b)).transpose()
+    }
+
+    async fn list_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        self.check()?;
+        let t = self.tables.lock().expect("memory store lock");
+        let mut out = Vec::new();
+        for (id, bytes) in t.incidents.iter().rev() {
+            if out.len() >= q.limit as usize {
+                break;
+            }
+            let i = Self::decode(&t, *id, bytes)?;
+            let keep = match q.status {
+                None => true,
+                Some(StatusFilter::Open) => i.status.is_open(),
+                Some(StatusFilter::Is(s)) => i.status == s,
+            };
+            if keep {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn timeline(&self, id: IncidentId) -> Result<Vec<TimelineEvent>, StoreError> {
+        self.check()?;
+        Ok(self.tables.lock().expect("memory store lock").events.get(&id).cloned().unwrap_or_default())
+    }
+
+    async fn alerts(&self, id: IncidentId) -> Result<Vec<StoredAlert>, StoreError> {
+        self.check()?;
+        Ok(self.tables.lock().expect("memory store lock").alerts.get(&id).cloned().unwrap_or_default())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.check()
+    }
+}

@@ -1,0 +1,240 @@
+//! The router: the dedup index (incident key → open incident) and the
+//! supervisor of every incident actor.
+//!
+//! On start it rehydrates: it loads every open incident from the store and
+//! respawns its actor, which re-arms its timers. It then routes each alert
+//! to the actor of its open incident, or spawns a new incident actor. It
+//! never waits on an incident: requests are forwarded with their reply port.
+//!
+//! Supervision: an incident that stops normally (resolved, retired) is
+//! forgotten; one that fails is restarted from its last committed snapshot,
+//! at most `restart.max_restarts` times in `restart.within` per incident;
+//! beyond that the router fails, escalating to the root supervisor, which
+//! restarts the router (and so rehydrates every incident from the store).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use crate::domain::{AlertStatus, Fingerprint, Incident, IncidentId, IngestAction, RestartIntensity, TransitionError};
+use crate::incident::{IncidentActor, IncidentArgs};
+use crate::messages::{CommandError, IncidentMsg, IngestError, IngestOutcome, RouterMsg};
+use crate::system::CoreContext;
+
+pub struct RouterActor;
+
+struct Entry {
+    id: IncidentId,
+    actor: ActorRef<IncidentMsg>,
+}
+
+pub struct RouterState {
+    ctx: Arc<CoreContext>,
+    by_key: HashMap<Fingerprint, Entry>,
+    by_id: HashMap<IncidentId, ActorRef<IncidentMsg>>,
+    by_actor: HashMap<ActorId, (IncidentId, Fingerprint)>,
+    restarts: HashMap<IncidentId, RestartIntensity>,
+    next_id: u64,
+}
+
+impl RouterState {
+    fn insert(&mut self, id: IncidentId, key: Fingerprint, actor: ActorRef<IncidentMsg>) {
+        self.by_actor.insert(actor.get_id(), (id, key));
+        self.by_id.insert(id, actor.clone());
+        self.by_key.insert(key, Entry { id, actor });
+    }
+
+    /// Drops an incident from the index (not from `by_actor`: that goes when
+    /// the actor has actually stopped).
+    fn remove(&mut self, id: IncidentId, key: Fingerprint) -> Option<ActorRef<IncidentMsg>> {
+        if self.by_key.get(&key).is_some_and(|e| e.id == id) {
+            self.by_key.remove(&key);
+        }
+        self.by_id.remove(&id)
+    }
+
+    fn allocate_id(&mut self) -> IncidentId {
+        let id = IncidentId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+}
+
+async fn spawn_incident(
+    myself: &ActorRef<RouterMsg>,
+    ctx: &Arc<CoreContext>,
+    id: IncidentId,
+    key: Fingerprint,
+    incident: Option<Incident>,
+) -> Result<ActorRef<IncidentMsg>, ActorProcessingErr> {
+    let args = IncidentArgs {
+        id,
+        key,
+        incident,
+        ctx: ctx.clone(),
+    };
+    let (actor, _) = Actor::spawn_linked(None, IncidentActor, args, myself.get_cell()).await?;
+    Ok(actor)
+}
+
+impl Actor for RouterActor {
+    type Msg = RouterMsg;
+    type State = RouterState;
+    type Arguments = Arc<CoreContext>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        ctx: Arc<CoreContext>,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let open = ctx.store.load_open_incidents().await?;
+        let max_id = ctx.store.max_incident_id().await?;
+        let mut state = RouterState {
+            ctx: ctx.clone(),
+            by_key: HashMap::with_capacity(open.len()),
+            by_id: HashMap::with_capacity(open.len()),
+            by_actor: HashMap::with_capacity(open.len()),
+            restarts: HashMap::new(),
+            next_id: max_id.map_or(1, |id| id.0 + 1),
+        };
+        let count = open.len();
+        for incident in open {
+            let (id, key) = (incident.id, incident.fingerprint);
+            let actor = spawn_incident(&myself, &ctx, id, key, Some(incident)).await?;
+            state.insert(id, key, actor);
+        }
+        tracing::info!(open_incidents = count, next_id = state.next_id, "router rehydrated");
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RouterMsg::Ingest { alert, reply } => {
+                let key = alert.incident_key();
+                let mut msg = IncidentMsg::Ingest { alert, reply };
+                if let Some(entry) = state.by_key.get(&key) {
+                    match entry.actor.cast(msg) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => {
+                            // The actor is gone (stopping): take the message back, reopen.
+                            let id = entry.id;
+                            state.remove(id, key);
+                            msg = match e {
+                                ractor::MessagingErr::SendErr(m) => m,
+                                _ => return Ok(()),
+                            };
+                        }
+                    }
+                }
+                let IncidentMsg::Ingest { alert, reply } = msg else { return Ok(()) };
+                if alert.status == AlertStatus::Resolved {
+                    // A resolve for nothing open: nothing to open or change.
+                    let _ = reply.send(Ok(IngestOutcome {
+                        fingerprint: alert.fingerprint(),
+                        incident_id: None,
+                        action: IngestAction::Unchanged,
+                    }));
+                    return Ok(());
+                }
+                let id = state.allocate_id();
+                match spawn_incident(&myself, &state.ctx, id, key, None).await {
+                    Ok(actor) => {
+                        state.insert(id, key, actor.clone());
+                        let _ = actor.cast(IncidentMsg::Ingest { alert, reply });
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(IngestError::Unavailable(format!("cannot start incident actor: {e}"))));
+                    }
+                }
+            }
+            RouterMsg::Command { id, command, reply } => {
+                if let Some(actor) = state.by_id.get(&id) {
+                    if let Err(ractor::MessagingErr::SendErr(IncidentMsg::Command { reply, .. })) =
+                        actor.cast(IncidentMsg::Command { command, reply })
+                    {
+                        let _ = reply.send(Err(CommandError::Unavailable("the incident is restarting".into())));
+                    }
+                    return Ok(());
+                }
+                // Not open: answer from the store without holding up routing.
+                let store = state.ctx.store.clone();
+                tokio::spawn(async move {
+                    let answer = match store.get_incident(id).await {
+                        Ok(Some(_)) => Err(CommandError::Transition(TransitionError::AlreadyResolved(id))),
+                        Ok(None) => Err(CommandError::NotFound(id)),
+                        Err(e) => Err(CommandError::Store(e)),
+                    };
+                    let _ = reply.send(answer);
+                });
+            }
+            RouterMsg::Closed { id, key } => {
+                if let Some(actor) = state.remove(id, key) {
+                    // Messages already queued to it are handled before this.
+                    let _ = actor.cast(IncidentMsg::Retire);
+                }
+            }
+            RouterMsg::IndexSize(reply) => {
+                let _ = reply.send(state.by_id.len());
+            }
+            RouterMsg::Lookup(id, reply) => {
+                let _ = reply.send(state.by_id.get(&id).cloned());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some((id, key)) = state.by_actor.remove(&cell.get_id()) {
+                    if state.by_id.get(&id).is_some_and(|a| a.get_id() == cell.get_id()) {
+                        state.remove(id, key);
+                    }
+                    state.restarts.remove(&id);
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some((id, key)) = state.by_actor.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                tracing::error!(incident_id = id.0, error = %err, "incident actor failed");
+                let allowed = state
+                    .restarts
+                    .entry(id)
+                    .or_default()
+                    .allow(state.ctx.config.restart, tokio::time::Instant::now());
+                if !allowed {
+                    return Err(format!(
+                        "incident {id} failed more than {} times in {:?}; escalating",
+                        state.ctx.config.restart.max_restarts, state.ctx.config.restart.within
+                    )
+                    .into());
+                }
+                state.remove(id, key);
+                // Restart from the last committed snapshot, with its timers.
+                match state.ctx.store.get_incident(id).await? {
+                    Some(snapshot) if snapshot.status.is_open() => {
+                        let actor = spawn_incident(&myself, &state.ctx, id, key, Some(snapshot)).await?;
+                        state.insert(id, key, actor);
+                        tracing::warn!(incident_id = id.0, "incident actor restarted from its snapshot");
+                    }
+                    // Never committed, or resolved: nothing to bring back.
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,155 @@
+//! The root supervisor (`lim`): starts persistence, the notifier pool and
+//! the router, in that order (the router's rehydration needs the other two),
+//! and restarts whichever fails, under a restart-intensity limit. Beyond the
+//! limit it fails itself: the process cannot keep its promises any more and
+//! should exit so its own supervisor (systemd, Kubernetes) restarts it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use crate::domain::RestartIntensity;
+use crate::notifier::{NotifierArgs, NotifierPool};
+use crate::persistence::PersistenceActor;
+use crate::ports::Channel;
+use crate::router::RouterActor;
+use crate::system::CoreContext;
+
+pub struct RootSupervisor;
+
+pub struct RootArgs {
+    pub ctx: Arc<CoreContext>,
+    pub channels: Vec<Arc<dyn Channel>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Child {
+    Persistence,
+    Notifier,
+    Router,
+}
+
+pub struct RootState {
+    ctx: Arc<CoreContext>,
+    channels: Vec<Arc<dyn Channel>>,
+    children: HashMap<ractor::ActorId, Child>,
+    restarts: HashMap<Child, RestartIntensity>,
+}
+
+async fn start_child(
+    child: Child,
+    supervisor: ActorCell,
+    state: &mut RootState,
+) -> Result<(), ActorProcessingErr> {
+    let names = &state.ctx.names;
+    let cell = match child {
+        Child::Persistence => {
+            Actor::spawn_linked(Some(names.persistence()), PersistenceActor, state.ctx.clone(), supervisor)
+                .await?
+                .0
+                .get_cell()
+        }
+        Child::Notifier => {
+            let args = NotifierArgs {
+                ctx: state.ctx.clone(),
+                channels: state.channels.clone(),
+            };
+            Actor::spawn_linked(Some(names.notifier()), NotifierPool, args, supervisor)
+                .await?
+                .0
+                .get_cell()
+        }
+        Child::Router => {
+            Actor::spawn_linked(Some(names.router()), RouterActor, state.ctx.clone(), supervisor)
+                .await?
+                .0
+                .get_cell()
+        }
+    };
+    state.children.insert(cell.get_id(), child);
+    Ok(())
+}
+
+impl Actor for RootSupervisor {
+    type Msg = ();
+    type State = RootState;
+    type Arguments = RootArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: RootArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let mut state = RootState {
+            ctx: args.ctx,
+            channels: args.channels,
+            children: HashMap::new(),
+            restarts: HashMap::new(),
+        };
+        for child in [Child::Persistence, Child::Notifier, Child::Router] {
+            if let Err(e) = start_child(child, myself.get_cell(), &mut state).await {
+                myself.stop_children(None);
+                return Err(e);
+            }
+        }
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        // Stop the router (and its incidents) first so nothing writes after
+        // persistence has flushed and stopped.
+        for wanted in [Child::Router, Child::Notifier, Child::Persistence] {
+            for cell in myself.get_children() {
+                if state.children.get(&cell.get_id()) == Some(&wanted) {
+                    let _ = cell.stop_and_wait(None, None).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        _msg: Self::Msg,
+        _state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.children.remove(&cell.get_id());
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(child) = state.children.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                tracing::error!(child = ?child, error = %err, "supervised actor failed");
+                let allowed = state
+                    .restarts
+                    .entry(child)
+                    .or_default()
+                    .allow(state.ctx.config.restart, tokio::time::Instant::now());
+                if !allowed {
+                    return Err(format!("{child:?} exceeded its restart intensity; the system stops").into());
+                }
+                start_child(child, myself.get_cell(), state).await?;
+                tracing::warn!(child = ?child, "supervised actor restarted");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
