@@ -52,10 +52,15 @@ mod tests {
             dedup_key: None,
         };
         let policy = EscalationPolicy::default_console();
-        let (mut i, _) = Incident::open(IncidentId(42), alert, &policy, Timestamp(1_700_000_000_000));
+        let (mut i, _) =
+            Incident::open(IncidentId(42), alert, &policy, Timestamp(1_700_000_000_000));
         i.fire_escalation(&policy, Timestamp(1_700_000_000_000));
-        i.acknowledge(Attribution::new("alice", Interface::Api), &policy, Timestamp(1_700_000_001_000))
-            .unwrap();
+        i.acknowledge(
+            Attribution::new("alice", Interface::Api),
+            &policy,
+            Timestamp(1_700_000_001_000),
+        )
+        .unwrap();
         i
     }
 
@@ -71,7 +76,10 @@ mod tests {
     fn rejects_unknown_version_and_garbage() {
         let mut bytes = encode_incident(&incident()).unwrap();
         bytes[0] = 99;
-        assert!(matches!(decode_incident(&bytes), Err(CodecError::UnknownVersion(99))));
+        assert!(matches!(
+            decode_incident(&bytes),
+            Err(CodecError::UnknownVersion(99))
+        ));
         assert!(matches!(decode_incident(&[]), Err(CodecError::Empty)));
         assert!(decode_incident(&[SNAPSHOT_FORMAT_V1, 0xff, 0xff]).is_err());
     }

@@ -68,14 +68,21 @@ pub struct IncidentState {
 
 impl IncidentState {
     fn abort_timers(&mut self) {
-        for t in [self.escalation_timer.take(), self.ack_timer.take()].into_iter().flatten() {
+        for t in [self.escalation_timer.take(), self.ack_timer.take()]
+            .into_iter()
+            .flatten()
+        {
             t.handle.abort();
         }
     }
 
     /// Makes the armed timers match the incident's deadlines.
     fn rearm(&mut self, myself: &ActorRef<IncidentMsg>) {
-        let deadlines = self.incident.as_ref().map(|i| i.deadlines()).unwrap_or_default();
+        let deadlines = self
+            .incident
+            .as_ref()
+            .map(|i| i.deadlines())
+            .unwrap_or_default();
         let now = self.ctx.clock.now();
         for (kind, wanted) in [
             (TimerKind::Escalation, deadlines.escalation),
@@ -94,9 +101,8 @@ impl IncidentState {
             if let Some(deadline) = wanted {
                 self.generation += 1;
                 let generation = self.generation;
-                let handle = myself.send_after(deadline.remaining_from(now), move || IncidentMsg::Timer {
-                    kind,
-                    generation,
+                let handle = myself.send_after(deadline.remaining_from(now), move || {
+                    IncidentMsg::Timer { kind, generation }
                 });
                 *slot = Some(ArmedTimer {
                     deadline,
@@ -151,14 +157,17 @@ async fn commit(ctx: &CoreContext, incident: &Incident, change: &Change) -> Resu
         touches: Vec::new(),
     };
     match persistence
-        .call(|reply| PersistenceMsg::Write { batch, reply }, Some(ctx.config.call_timeout))
+        .call(
+            |reply| PersistenceMsg::Write { batch, reply },
+            Some(ctx.config.call_timeout),
+        )
         .await
     {
         Ok(CallResult::Success(r)) => r,
         Ok(CallResult::Timeout) => Err(StoreError::Unavailable("commit timed out".into())),
-        Ok(CallResult::SenderError) | Err(_) => {
-            Err(StoreError::Unavailable("the persistence actor stopped".into()))
-        }
+        Ok(CallResult::SenderError) | Err(_) => Err(StoreError::Unavailable(
+            "the persistence actor stopped".into(),
+        )),
     }
 }
 
@@ -191,7 +200,10 @@ fn notify(ctx: &CoreContext, incident: &Incident, change: &Change) {
         return;
     }
     let Some(pool) = Names::lookup::<NotifierMsg>(&ctx.names.notifier()) else {
-        tracing::error!(incident_id = incident.id.0, "notifier pool not running; notifications dropped");
+        tracing::error!(
+            incident_id = incident.id.0,
+            "notifier pool not running; notifications dropped"
+        );
         return;
     };
     for fired in &change.fired {
@@ -302,11 +314,15 @@ impl Actor for IncidentActor {
                     }
                 }
                 let created_failed = result.is_err() && state.incident.is_none();
-                let _ = reply.send(result.map(|()| IngestOutcome {
-                    fingerprint,
-                    incident_id: Some(state.id),
-                    action,
-                }).map_err(IngestError::from));
+                let _ = reply.send(
+                    result
+                        .map(|()| IngestOutcome {
+                            fingerprint,
+                            incident_id: Some(state.id),
+                            action,
+                        })
+                        .map_err(IngestError::from),
+                );
                 if created_failed {
                     // The incident was never stored: give its index slot back.
                     state.close();
@@ -320,7 +336,9 @@ impl Actor for IncidentActor {
                 let mut next = current.clone();
                 let now = state.ctx.clock.now();
                 let change = match command {
-                    IncidentCommand::Acknowledge(by) => next.acknowledge(by, &state.ctx.config.policy, now),
+                    IncidentCommand::Acknowledge(by) => {
+                        next.acknowledge(by, &state.ctx.config.policy, now)
+                    }
                     IncidentCommand::Resolve(by) => next.resolve(by, now),
                 };
                 let result = match change {
@@ -328,7 +346,12 @@ impl Actor for IncidentActor {
                     Ok(change) => commit_and_apply(&myself, state, next, change)
                         .await
                         .map_err(CommandError::from)
-                        .and_then(|()| state.incident.clone().ok_or(CommandError::NotFound(state.id))),
+                        .and_then(|()| {
+                            state
+                                .incident
+                                .clone()
+                                .ok_or(CommandError::NotFound(state.id))
+                        }),
                 };
                 let _ = reply.send(result);
             }
@@ -337,7 +360,9 @@ impl Actor for IncidentActor {
                     return Ok(());
                 }
                 state.clear_fired(kind);
-                let Some(current) = &state.incident else { return Ok(()) };
+                let Some(current) = &state.incident else {
+                    return Ok(());
+                };
                 let mut next = current.clone();
                 let now = state.ctx.clock.now();
                 let change = match kind {
@@ -349,7 +374,8 @@ impl Actor for IncidentActor {
                     tracing::warn!(incident_id = state.id.0, error = %e, "timer commit failed; retrying");
                     let generation = state.generation + 1;
                     state.generation = generation;
-                    let handle = myself.send_after(TIMER_RETRY, move || IncidentMsg::Timer { kind, generation });
+                    let handle = myself
+                        .send_after(TIMER_RETRY, move || IncidentMsg::Timer { kind, generation });
                     let armed = Some(ArmedTimer {
                         deadline: now,
                         generation,

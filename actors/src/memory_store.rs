@@ -88,16 +88,24 @@ impl Store for MemoryStore {
             }
         }
         for w in &batch.incidents {
-            let bytes = encode_incident(&w.incident)
-                .map_err(|source| StoreError::Corrupt { id: w.incident.id, source })?;
+            let bytes = encode_incident(&w.incident).map_err(|source| StoreError::Corrupt {
+                id: w.incident.id,
+                source,
+            })?;
             t.incidents.insert(w.incident.id, bytes);
-            t.events.entry(w.incident.id).or_default().extend(w.events.iter().cloned());
-            t.alerts.entry(w.incident.id).or_default().extend(w.alerts.iter().map(|a| StoredAlert {
-                incident_id: w.incident.id,
-                fingerprint: a.fingerprint(),
-                received_at: w.received_at,
-                alert: a.clone(),
-            }));
+            t.events
+                .entry(w.incident.id)
+                .or_default()
+                .extend(w.events.iter().cloned());
+            t.alerts
+                .entry(w.incident.id)
+                .or_default()
+                .extend(w.alerts.iter().map(|a| StoredAlert {
+                    incident_id: w.incident.id,
+                    fingerprint: a.fingerprint(),
+                    received_at: w.received_at,
+                    alert: a.clone(),
+                }));
         }
         for touch in &batch.touches {
             if t.incidents.contains_key(&touch.id) {
@@ -125,13 +133,23 @@ impl Store for MemoryStore {
 
     async fn max_incident_id(&self) -> Result<Option<IncidentId>, StoreError> {
         self.check()?;
-        Ok(self.tables.lock().expect("memory store lock").incidents.keys().next_back().copied())
+        Ok(self
+            .tables
+            .lock()
+            .expect("memory store lock")
+            .incidents
+            .keys()
+            .next_back()
+            .copied())
     }
 
     async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
         self.check()?;
         let t = self.tables.lock().expect("memory store lock");
-        t.incidents.get(&id).map(|b| Self::decode(&t, id, b)).transpose()
+        t.incidents
+            .get(&id)
+            .map(|b| Self::decode(&t, id, b))
+            .transpose()
     }
 
     async fn list_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
@@ -157,12 +175,26 @@ impl Store for MemoryStore {
 
     async fn timeline(&self, id: IncidentId) -> Result<Vec<TimelineEvent>, StoreError> {
         self.check()?;
-        Ok(self.tables.lock().expect("memory store lock").events.get(&id).cloned().unwrap_or_default())
+        Ok(self
+            .tables
+            .lock()
+            .expect("memory store lock")
+            .events
+            .get(&id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn alerts(&self, id: IncidentId) -> Result<Vec<StoredAlert>, StoreError> {
         self.check()?;
-        Ok(self.tables.lock().expect("memory store lock").alerts.get(&id).cloned().unwrap_or_default())
+        Ok(self
+            .tables
+            .lock()
+            .expect("memory store lock")
+            .alerts
+            .get(&id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

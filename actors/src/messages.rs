@@ -7,7 +7,9 @@
 use ractor::{ActorRef, RpcReplyPort};
 use serde::Serialize;
 
-use crate::domain::{Alert, Attribution, Fingerprint, Incident, IncidentId, IngestAction, TransitionError};
+use crate::domain::{
+    Alert, Attribution, Fingerprint, Incident, IncidentId, IngestAction, TransitionError,
+};
 use crate::ports::{Notification, StoreError, Touch, WriteBatch};
 
 /// The answer to one ingested alert.
@@ -78,9 +80,18 @@ pub enum TimerKind {
 }
 
 pub enum IncidentMsg {
-    Ingest { alert: Alert, reply: IngestReply },
-    Command { command: IncidentCommand, reply: CommandReply },
-    Timer { kind: TimerKind, generation: u64 },
+    Ingest {
+        alert: Alert,
+        reply: IngestReply,
+    },
+    Command {
+        command: IncidentCommand,
+        reply: CommandReply,
+    },
+    Timer {
+        kind: TimerKind,
+        generation: u64,
+    },
     /// The router dropped this incident from its index: stop.
     Retire,
     /// The incident as the actor holds it now (including uncommitted repeat counts).

@@ -112,7 +112,9 @@ impl Actor for NotifierPool {
                     .or_default()
                     .allow(state.ctx.config.restart, tokio::time::Instant::now());
                 if !allowed {
-                    return Err(format!("channel worker {name} exceeded its restart intensity").into());
+                    return Err(
+                        format!("channel worker {name} exceeded its restart intensity").into(),
+                    );
                 }
                 let channel = state.channels[&name].clone();
                 let worker = spawn_worker(&myself, channel).await?;

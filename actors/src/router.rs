@@ -17,7 +17,9 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
-use crate::domain::{AlertStatus, Fingerprint, Incident, IncidentId, IngestAction, RestartIntensity, TransitionError};
+use crate::domain::{
+    AlertStatus, Fingerprint, Incident, IncidentId, IngestAction, RestartIntensity, TransitionError,
+};
 use crate::incident::{IncidentActor, IncidentArgs};
 use crate::messages::{CommandError, IncidentMsg, IngestError, IngestOutcome, RouterMsg};
 use crate::system::CoreContext;
@@ -104,7 +106,11 @@ impl Actor for RouterActor {
             let actor = spawn_incident(&myself, &ctx, id, key, Some(incident)).await?;
             state.insert(id, key, actor);
         }
-        tracing::info!(open_incidents = count, next_id = state.next_id, "router rehydrated");
+        tracing::info!(
+            open_incidents = count,
+            next_id = state.next_id,
+            "router rehydrated"
+        );
         Ok(state)
     }
 
@@ -132,7 +138,9 @@ impl Actor for RouterActor {
                         }
                     }
                 }
-                let IncidentMsg::Ingest { alert, reply } = msg else { return Ok(()) };
+                let IncidentMsg::Ingest { alert, reply } = msg else {
+                    return Ok(());
+                };
                 if alert.status == AlertStatus::Resolved {
                     // A resolve for nothing open: nothing to open or change.
                     let _ = reply.send(Ok(IngestOutcome {
@@ -149,16 +157,21 @@ impl Actor for RouterActor {
                         let _ = actor.cast(IncidentMsg::Ingest { alert, reply });
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(IngestError::Unavailable(format!("cannot start incident actor: {e}"))));
+                        let _ = reply.send(Err(IngestError::Unavailable(format!(
+                            "cannot start incident actor: {e}"
+                        ))));
                     }
                 }
             }
             RouterMsg::Command { id, command, reply } => {
                 if let Some(actor) = state.by_id.get(&id) {
-                    if let Err(ractor::MessagingErr::SendErr(IncidentMsg::Command { reply, .. })) =
-                        actor.cast(IncidentMsg::Command { command, reply })
+                    if let Err(ractor::MessagingErr::SendErr(IncidentMsg::Command {
+                        reply, ..
+                    })) = actor.cast(IncidentMsg::Command { command, reply })
                     {
-                        let _ = reply.send(Err(CommandError::Unavailable("the incident is restarting".into())));
+                        let _ = reply.send(Err(CommandError::Unavailable(
+                            "the incident is restarting".into(),
+                        )));
                     }
                     return Ok(());
                 }
@@ -166,7 +179,9 @@ impl Actor for RouterActor {
                 let store = state.ctx.store.clone();
                 tokio::spawn(async move {
                     let answer = match store.get_incident(id).await {
-                        Ok(Some(_)) => Err(CommandError::Transition(TransitionError::AlreadyResolved(id))),
+                        Ok(Some(_)) => Err(CommandError::Transition(
+                            TransitionError::AlreadyResolved(id),
+                        )),
                         Ok(None) => Err(CommandError::NotFound(id)),
                         Err(e) => Err(CommandError::Store(e)),
                     };
@@ -198,7 +213,11 @@ impl Actor for RouterActor {
         match event {
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 if let Some((id, key)) = state.by_actor.remove(&cell.get_id()) {
-                    if state.by_id.get(&id).is_some_and(|a| a.get_id() == cell.get_id()) {
+                    if state
+                        .by_id
+                        .get(&id)
+                        .is_some_and(|a| a.get_id() == cell.get_id())
+                    {
                         state.remove(id, key);
                     }
                     state.restarts.remove(&id);
@@ -225,9 +244,13 @@ impl Actor for RouterActor {
                 // Restart from the last committed snapshot, with its timers.
                 match state.ctx.store.get_incident(id).await? {
                     Some(snapshot) if snapshot.status.is_open() => {
-                        let actor = spawn_incident(&myself, &state.ctx, id, key, Some(snapshot)).await?;
+                        let actor =
+                            spawn_incident(&myself, &state.ctx, id, key, Some(snapshot)).await?;
                         state.insert(id, key, actor);
-                        tracing::warn!(incident_id = id.0, "incident actor restarted from its snapshot");
+                        tracing::warn!(
+                            incident_id = id.0,
+                            "incident actor restarted from its snapshot"
+                        );
                     }
                     // Never committed, or resolved: nothing to bring back.
                     _ => {}

@@ -44,12 +44,15 @@ async fn start_child(
 ) -> Result<(), ActorProcessingErr> {
     let names = &state.ctx.names;
     let cell = match child {
-        Child::Persistence => {
-            Actor::spawn_linked(Some(names.persistence()), PersistenceActor, state.ctx.clone(), supervisor)
-                .await?
-                .0
-                .get_cell()
-        }
+        Child::Persistence => Actor::spawn_linked(
+            Some(names.persistence()),
+            PersistenceActor,
+            state.ctx.clone(),
+            supervisor,
+        )
+        .await?
+        .0
+        .get_cell(),
         Child::Notifier => {
             let args = NotifierArgs {
                 ctx: state.ctx.clone(),
@@ -60,12 +63,15 @@ async fn start_child(
                 .0
                 .get_cell()
         }
-        Child::Router => {
-            Actor::spawn_linked(Some(names.router()), RouterActor, state.ctx.clone(), supervisor)
-                .await?
-                .0
-                .get_cell()
-        }
+        Child::Router => Actor::spawn_linked(
+            Some(names.router()),
+            RouterActor,
+            state.ctx.clone(),
+            supervisor,
+        )
+        .await?
+        .0
+        .get_cell(),
     };
     state.children.insert(cell.get_id(), child);
     Ok(())
@@ -143,7 +149,10 @@ impl Actor for RootSupervisor {
                     .or_default()
                     .allow(state.ctx.config.restart, tokio::time::Instant::now());
                 if !allowed {
-                    return Err(format!("{child:?} exceeded its restart intensity; the system stops").into());
+                    return Err(format!(
+                        "{child:?} exceeded its restart intensity; the system stops"
+                    )
+                    .into());
                 }
                 start_child(child, myself.get_cell(), state).await?;
                 tracing::warn!(child = ?child, "supervised actor restarted");

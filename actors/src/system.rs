@@ -144,7 +144,8 @@ impl System {
     }
 
     fn router(&self) -> Result<ActorRef<RouterMsg>, String> {
-        Names::lookup(&self.ctx.names.router()).ok_or_else(|| "the router is not running".to_string())
+        Names::lookup(&self.ctx.names.router())
+            .ok_or_else(|| "the router is not running".to_string())
     }
 
     /// Routes one alert and answers once its effect is committed.
@@ -166,7 +167,11 @@ impl System {
         }
     }
 
-    async fn command(&self, id: IncidentId, command: IncidentCommand) -> Result<Incident, CommandError> {
+    async fn command(
+        &self,
+        id: IncidentId,
+        command: IncidentCommand,
+    ) -> Result<Incident, CommandError> {
         let router = self.router().map_err(CommandError::Unavailable)?;
         match router
             .call(
@@ -184,7 +189,11 @@ impl System {
         }
     }
 
-    pub async fn acknowledge(&self, id: IncidentId, by: Attribution) -> Result<Incident, CommandError> {
+    pub async fn acknowledge(
+        &self,
+        id: IncidentId,
+        by: Attribution,
+    ) -> Result<Incident, CommandError> {
         self.command(id, IncidentCommand::Acknowledge(by)).await
     }
 
@@ -206,6 +215,11 @@ impl System {
         let actor: ActorRef<IncidentMsg> =
             ractor::call_t!(router, RouterMsg::Lookup, 5_000, id).ok()??;
         ractor::call_t!(actor, IncidentMsg::Get, 5_000).ok()?
+    }
+
+    /// The router's actor id (it changes when the root restarts the router).
+    pub fn router_id(&self) -> Option<ractor::ActorId> {
+        self.router().ok().map(|r| r.get_id())
     }
 
     /// Whether the root supervisor is still running.

@@ -32,7 +32,10 @@ impl Timestamp {
 
     /// The instant `d` after this one (saturating).
     pub fn plus(self, d: Duration) -> Self {
-        Timestamp(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+        Timestamp(
+            self.0
+                .saturating_add(d.as_millis().min(i64::MAX as u128) as i64),
+        )
     }
 
     /// Time left from `now` until this instant; zero when it has passed.

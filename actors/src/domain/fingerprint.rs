@@ -124,7 +124,10 @@ mod tests {
     /// breaks: do not "fix" the expected values.
     #[test]
     fn pinned_test_vectors() {
-        assert_eq!(Fingerprint::of_labels(&Labels::new()).to_string(), "cbf29ce484222325");
+        assert_eq!(
+            Fingerprint::of_labels(&Labels::new()).to_string(),
+            "cbf29ce484222325"
+        );
         // Prometheus' own vector (prometheus/common model/fingerprinting_test.go,
         // TestMetricToFingerprint): the same labels give the same fingerprint.
         assert_eq!(
@@ -145,7 +148,10 @@ mod tests {
             .to_string(),
             PINNED_HIGH_LATENCY
         );
-        assert_eq!(Fingerprint::of_dedup_key("srv01/mysql").to_string(), PINNED_DEDUP_KEY);
+        assert_eq!(
+            Fingerprint::of_dedup_key("srv01/mysql").to_string(),
+            PINNED_DEDUP_KEY
+        );
     }
 
     const PINNED_HIGH_LATENCY: &str = "f2c6d30e9c973005";

@@ -88,14 +88,32 @@ impl Attribution {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
-    Triggered { alert: Fingerprint },
-    AlertAdded { alert: Fingerprint },
-    AlertRefired { alert: Fingerprint },
-    AlertResolved { alert: Fingerprint },
-    Acknowledged { by: String, via: Interface },
+    Triggered {
+        alert: Fingerprint,
+    },
+    AlertAdded {
+        alert: Fingerprint,
+    },
+    AlertRefired {
+        alert: Fingerprint,
+    },
+    AlertResolved {
+        alert: Fingerprint,
+    },
+    Acknowledged {
+        by: String,
+        via: Interface,
+    },
     AckExpired,
-    Resolved { by: String, via: Interface },
-    Notified { step: usize, repeat: u32, targets: Vec<Target> },
+    Resolved {
+        by: String,
+        via: Interface,
+    },
+    Notified {
+        step: usize,
+        repeat: u32,
+        targets: Vec<Target>,
+    },
     EscalationExhausted,
 }
 
@@ -203,7 +221,12 @@ fn service_of(labels: &Labels) -> String {
 
 impl Incident {
     /// Opens an incident for `alert`. Its first escalation step is due at once.
-    pub fn open(id: IncidentId, alert: Alert, policy: &EscalationPolicy, now: Timestamp) -> (Self, Change) {
+    pub fn open(
+        id: IncidentId,
+        alert: Alert,
+        policy: &EscalationPolicy,
+        now: Timestamp,
+    ) -> (Self, Change) {
         let key = alert.incident_key();
         let fp = alert.fingerprint();
         let mut incident = Incident {
@@ -261,7 +284,11 @@ impl Incident {
     }
 
     /// Applies one received alert that was routed to this incident.
-    pub fn apply_alert(&mut self, alert: Alert, now: Timestamp) -> Result<(IngestAction, Change), TransitionError> {
+    pub fn apply_alert(
+        &mut self,
+        alert: Alert,
+        now: Timestamp,
+    ) -> Result<(IngestAction, Change), TransitionError> {
         if self.status == IncidentStatus::Resolved {
             return Err(TransitionError::AlreadyResolved(self.id));
         }
@@ -310,7 +337,11 @@ impl Incident {
                     .values()
                     .all(|e| e.alert.status == AlertStatus::Resolved);
                 if all_resolved {
-                    self.close(&mut change, Attribution::new("alerts", Interface::Alert), now);
+                    self.close(
+                        &mut change,
+                        Attribution::new("alerts", Interface::Alert),
+                        now,
+                    );
                     Ok((IngestAction::Resolved, change))
                 } else {
                     Ok((IngestAction::Joined, change))
@@ -495,7 +526,9 @@ mod tests {
     #[test]
     fn repeat_changes_nothing_persistent() {
         let mut i = open();
-        let (action, change) = i.apply_alert(alert("A", AlertStatus::Firing), Timestamp(5)).unwrap();
+        let (action, change) = i
+            .apply_alert(alert("A", AlertStatus::Firing), Timestamp(5))
+            .unwrap();
         assert_eq!(action, IngestAction::Unchanged);
         assert!(change.is_empty());
         assert_eq!(i.seen_count, 2);
@@ -507,28 +540,42 @@ mod tests {
     #[test]
     fn incident_resolves_only_when_every_alert_is_resolved() {
         let mut i = open();
-        let (a, _) = i.apply_alert(alert("B", AlertStatus::Firing), Timestamp(1)).unwrap();
+        let (a, _) = i
+            .apply_alert(alert("B", AlertStatus::Firing), Timestamp(1))
+            .unwrap();
         assert_eq!(a, IngestAction::Joined);
-        let (a, _) = i.apply_alert(alert("A", AlertStatus::Resolved), Timestamp(2)).unwrap();
+        let (a, _) = i
+            .apply_alert(alert("A", AlertStatus::Resolved), Timestamp(2))
+            .unwrap();
         assert_eq!(a, IngestAction::Joined);
         assert_eq!(i.status, IncidentStatus::Triggered);
-        let (a, c) = i.apply_alert(alert("B", AlertStatus::Resolved), Timestamp(3)).unwrap();
+        let (a, c) = i
+            .apply_alert(alert("B", AlertStatus::Resolved), Timestamp(3))
+            .unwrap();
         assert_eq!(a, IngestAction::Resolved);
         assert_eq!(i.status, IncidentStatus::Resolved);
         assert_eq!(i.deadlines(), Deadlines::default());
         let names: Vec<_> = c.events.iter().map(|e| e.kind.name()).collect();
         assert_eq!(names, ["alert_resolved", "resolved"]);
-        assert!(i.apply_alert(alert("A", AlertStatus::Firing), Timestamp(4)).is_err());
+        assert!(i
+            .apply_alert(alert("A", AlertStatus::Firing), Timestamp(4))
+            .is_err());
     }
 
     #[test]
     fn stray_resolve_is_unchanged_and_refire_is_recorded() {
         let mut i = open();
-        let (a, c) = i.apply_alert(alert("Z", AlertStatus::Resolved), Timestamp(1)).unwrap();
+        let (a, c) = i
+            .apply_alert(alert("Z", AlertStatus::Resolved), Timestamp(1))
+            .unwrap();
         assert_eq!((a, c.is_empty()), (IngestAction::Unchanged, true));
-        i.apply_alert(alert("B", AlertStatus::Firing), Timestamp(1)).unwrap();
-        i.apply_alert(alert("B", AlertStatus::Resolved), Timestamp(2)).unwrap();
-        let (a, c) = i.apply_alert(alert("B", AlertStatus::Firing), Timestamp(3)).unwrap();
+        i.apply_alert(alert("B", AlertStatus::Firing), Timestamp(1))
+            .unwrap();
+        i.apply_alert(alert("B", AlertStatus::Resolved), Timestamp(2))
+            .unwrap();
+        let (a, c) = i
+            .apply_alert(alert("B", AlertStatus::Firing), Timestamp(3))
+            .unwrap();
         assert_eq!(a, IngestAction::Joined);
         assert_eq!(c.events[0].kind.name(), "alert_refired");
     }
@@ -536,11 +583,23 @@ mod tests {
     #[test]
     fn acknowledge_stops_escalation_and_is_idempotent() {
         let mut i = open();
-        let c = i.acknowledge(api("alice"), &EscalationPolicy::default_console(), Timestamp(1)).unwrap();
+        let c = i
+            .acknowledge(
+                api("alice"),
+                &EscalationPolicy::default_console(),
+                Timestamp(1),
+            )
+            .unwrap();
         assert_eq!(c.events.len(), 1);
         assert_eq!(i.status, IncidentStatus::Acknowledged);
         assert_eq!(i.deadlines(), Deadlines::default());
-        let again = i.acknowledge(api("bob"), &EscalationPolicy::default_console(), Timestamp(2)).unwrap();
+        let again = i
+            .acknowledge(
+                api("bob"),
+                &EscalationPolicy::default_console(),
+                Timestamp(2),
+            )
+            .unwrap();
         assert!(again.is_empty());
         assert_eq!(i.acknowledged.as_ref().unwrap().1.by, "alice");
     }
@@ -550,7 +609,11 @@ mod tests {
         let mut i = open();
         i.resolve(api("alice"), Timestamp(1)).unwrap();
         assert_eq!(
-            i.acknowledge(api("bob"), &EscalationPolicy::default_console(), Timestamp(2)),
+            i.acknowledge(
+                api("bob"),
+                &EscalationPolicy::default_console(),
+                Timestamp(2)
+            ),
             Err(TransitionError::AlreadyResolved(IncidentId(1)))
         );
         assert!(i.resolve(api("bob"), Timestamp(2)).is_err());
@@ -562,7 +625,8 @@ mod tests {
         policy.ack_timeout = Some(Duration::from_secs(60));
         let mut i = open();
         i.fire_escalation(&policy, Timestamp(0));
-        i.acknowledge(api("alice"), &policy, Timestamp(1000)).unwrap();
+        i.acknowledge(api("alice"), &policy, Timestamp(1000))
+            .unwrap();
         assert_eq!(i.deadlines().ack_expiry, Some(Timestamp(61_000)));
         assert!(i.expire_ack(Timestamp(60_999)).is_empty(), "not yet");
         let c = i.expire_ack(Timestamp(61_000));
@@ -581,7 +645,9 @@ mod tests {
         assert_eq!(c.fired.len(), 1);
         assert_eq!(c.events[0].kind.name(), "notified");
         i.acknowledge(api("a"), &policy, Timestamp(1)).unwrap();
-        assert!(i.fire_escalation(&policy, Timestamp(10 * 60_000)).is_empty());
+        assert!(i
+            .fire_escalation(&policy, Timestamp(10 * 60_000))
+            .is_empty());
     }
 
     #[test]

@@ -140,9 +140,10 @@ impl EscalationState {
     /// moves to the following step (or repeat, or exhaustion).
     ///
     /// The next deadline is measured from the step's own deadline, not from
-    /// `now`, so a late timer (a restart after downtime) does not shift every
-    /// later step; a deadline that would already be in the past is clamped to
-    /// `now` so missed steps fire one at a time rather than all at once.
+    /// `now`, so a slightly late timer does not shift every later step. When
+    /// that deadline has already passed too (a restart after downtime), the
+    /// next step is due a full `delay` from now: the missed steps collapse
+    /// into the one firing now instead of paging in a burst.
     pub fn fire_due(&mut self, policy: &EscalationPolicy, now: Timestamp) -> Option<StepFired> {
         let due = self.next_at?;
         if due > now || policy.steps.is_empty() {
@@ -151,7 +152,12 @@ impl EscalationState {
         let step_index = self.step.min(policy.steps.len() - 1);
         let step = &policy.steps[step_index];
         let fired_repeat = self.repeat;
-        let next_deadline = due.plus(step.delay).max(now);
+        let on_schedule = due.plus(step.delay);
+        let next_deadline = if on_schedule > now {
+            on_schedule
+        } else {
+            now.plus(step.delay)
+        };
         if step_index + 1 < policy.steps.len() {
             self.step = step_index + 1;
             self.next_at = Some(next_deadline);
@@ -249,7 +255,10 @@ mod tests {
         assert_eq!((a.step, a.repeat, a.next_at), (0, 0, Some(Timestamp(MIN))));
         assert_eq!(s.fire_due(&p, Timestamp(MIN - 1)), None, "not due yet");
         let b = s.fire_due(&p, Timestamp(MIN)).unwrap();
-        assert_eq!((b.step, b.repeat, b.next_at), (1, 0, Some(Timestamp(3 * MIN))));
+        assert_eq!(
+            (b.step, b.repeat, b.next_at),
+            (1, 0, Some(Timestamp(3 * MIN)))
+        );
         let c = s.fire_due(&p, Timestamp(3 * MIN)).unwrap();
         assert_eq!((c.step, c.repeat), (0, 1));
         let d = s.fire_due(&p, Timestamp(4 * MIN)).unwrap();
@@ -258,15 +267,16 @@ mod tests {
     }
 
     #[test]
-    fn late_firing_keeps_schedule_but_never_schedules_in_the_past() {
+    fn late_firing_keeps_schedule_but_never_bursts() {
         let p = two_step();
         let mut s = EscalationState::starting(Timestamp(0));
         // Fired 30 s late: the next step keeps its original deadline.
         let a = s.fire_due(&p, Timestamp(30_000)).unwrap();
         assert_eq!(a.next_at, Some(Timestamp(MIN)));
-        // Fired an hour late (downtime): the next step is due now, not in the past.
+        // Fired an hour late (downtime): the next step is a full delay away,
+        // not in the past (which would page in a burst).
         let b = s.fire_due(&p, Timestamp(60 * MIN)).unwrap();
-        assert_eq!(b.next_at, Some(Timestamp(60 * MIN)));
+        assert_eq!(b.next_at, Some(Timestamp(62 * MIN)));
     }
 
     #[test]
@@ -281,10 +291,16 @@ mod tests {
     fn validation_rejects_empty_and_zero_loops() {
         let mut p = two_step();
         p.steps[0].targets.clear();
-        assert!(matches!(p.validate(), Err(PolicyError::NoTargets { step: 0, .. })));
+        assert!(matches!(
+            p.validate(),
+            Err(PolicyError::NoTargets { step: 0, .. })
+        ));
         let mut p = two_step();
         p.steps.iter_mut().for_each(|s| s.delay = Duration::ZERO);
-        assert!(matches!(p.validate(), Err(PolicyError::ZeroDelayLoop { .. })));
+        assert!(matches!(
+            p.validate(),
+            Err(PolicyError::ZeroDelayLoop { .. })
+        ));
         p.repeat = 0;
         assert!(p.validate().is_ok());
         p.steps.clear();

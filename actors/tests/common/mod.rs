@@ -1,0 +1,143 @@
+//! Shared fixtures for the core's actor tests: an in-memory store, a clock
+//! that follows tokio's paused time (and can be told to panic, to crash an
+//! incident actor on purpose), and a channel that records what it delivered.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use incident_actors::domain::{Alert, AlertStatus, Labels};
+use incident_actors::memory_store::MemoryStore;
+pub use incident_actors::ports::Store;
+use incident_actors::ports::{Channel, ChannelError, Notification};
+use incident_actors::time::{Clock, Timestamp, TokioClock};
+use incident_actors::{spawn_system, System, SystemConfig, SystemDeps};
+
+pub const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+/// Tokio-derived wall clock; `panic_next(n)` makes the next `n` reads panic.
+pub struct TestClock {
+    inner: TokioClock,
+    panics: AtomicUsize,
+}
+
+impl TestClock {
+    pub fn new() -> Arc<Self> {
+        Arc::new(TestClock {
+            inner: TokioClock::starting_at(T0),
+            panics: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn panic_next(&self, n: usize) {
+        self.panics.store(n, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        if self
+            .panics
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            panic!("injected fault: clock read panicked");
+        }
+        self.inner.now()
+    }
+}
+
+/// A channel named `console` that records every delivery with its time.
+#[derive(Default)]
+pub struct RecordingChannel {
+    pub delivered: Mutex<Vec<(Timestamp, Notification)>>,
+    pub clock: Mutex<Option<Arc<TestClock>>>,
+}
+
+impl RecordingChannel {
+    pub fn minutes_since_t0(&self) -> Vec<i64> {
+        self.delivered
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(at, _)| (at.0 - T0.0) / 60_000)
+            .collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.delivered.lock().unwrap().len()
+    }
+}
+
+#[async_trait]
+impl Channel for RecordingChannel {
+    fn name(&self) -> &str {
+        "console"
+    }
+    async fn deliver(&self, n: &Notification) -> Result<(), ChannelError> {
+        self.delivered.lock().unwrap().push((n.at, n.clone()));
+        Ok(())
+    }
+}
+
+pub struct Harness {
+    pub system: System,
+    pub store: Arc<MemoryStore>,
+    pub clock: Arc<TestClock>,
+    pub channel: Arc<RecordingChannel>,
+}
+
+pub async fn start(config: SystemConfig) -> Harness {
+    start_on(config, Arc::new(MemoryStore::new()), TestClock::new()).await
+}
+
+pub async fn start_on(
+    config: SystemConfig,
+    store: Arc<MemoryStore>,
+    clock: Arc<TestClock>,
+) -> Harness {
+    let channel = Arc::new(RecordingChannel::default());
+    let system = spawn_system(
+        config,
+        SystemDeps {
+            store: store.clone(),
+            clock: clock.clone(),
+            channels: vec![channel.clone()],
+        },
+    )
+    .await
+    .expect("system starts");
+    Harness {
+        system,
+        store,
+        clock,
+        channel,
+    }
+}
+
+pub fn alert(name: &str, status: AlertStatus) -> Alert {
+    let mut labels = Labels::new();
+    labels.insert("alertname".into(), name.into());
+    labels.insert("service".into(), "chat".into());
+    labels.insert("model".into(), "gpt-4o".into());
+    Alert {
+        labels,
+        annotations: Labels::new(),
+        status,
+        starts_at: T0,
+        ends_at: None,
+        source: "native".into(),
+        dedup_key: None,
+    }
+}
+
+/// Lets the actors process what is queued (virtual time moves 1 ms).
+pub async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+pub async fn advance_minutes(m: u64) {
+    tokio::time::sleep(Duration::from_secs(m * 60)).await;
+}

@@ -1,0 +1,156 @@
+//! Escalation on tokio's paused clock: steps fire at the right virtual
+//! time, an acknowledge stops them, repeats stop after the count, an ack
+//! timeout re-triggers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use incident_actors::domain::{
+    AlertStatus, Attribution, EscalationPolicy, EscalationStep, IncidentStatus, IngestAction,
+    Interface, Target,
+};
+use incident_actors::SystemConfig;
+
+#[tokio::test(start_paused = true)]
+async fn default_policy_notifies_at_0_5_10_15_minutes_then_stops() {
+    let h = start(SystemConfig::default()).await;
+    let out = h
+        .system
+        .ingest(alert("HighLatency", AlertStatus::Firing))
+        .await
+        .unwrap();
+    assert_eq!(out.action, IngestAction::Created);
+    settle().await;
+    assert_eq!(h.channel.minutes_since_t0(), vec![0], "first step at once");
+    advance_minutes(4).await;
+    assert_eq!(h.channel.count(), 1, "nothing before 5 minutes");
+    advance_minutes(1).await;
+    settle().await;
+    assert_eq!(h.channel.minutes_since_t0(), vec![0, 5]);
+    advance_minutes(60).await;
+    assert_eq!(
+        h.channel.minutes_since_t0(),
+        vec![0, 5, 10, 15],
+        "3 repeats, then stop"
+    );
+    let id = out.incident_id.unwrap();
+    let timeline = h.store.timeline(id).await.unwrap();
+    let names: Vec<_> = timeline.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "triggered",
+            "notified",
+            "notified",
+            "notified",
+            "notified",
+            "escalation_exhausted"
+        ]
+    );
+    h.system.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn acknowledge_stops_the_escalation() {
+    let h = start(SystemConfig::default()).await;
+    let out = h
+        .system
+        .ingest(alert("A", AlertStatus::Firing))
+        .await
+        .unwrap();
+    settle().await;
+    advance_minutes(6).await;
+    assert_eq!(h.channel.count(), 2);
+    let acked = h
+        .system
+        .acknowledge(
+            out.incident_id.unwrap(),
+            Attribution::new("alice", Interface::Api),
+        )
+        .await
+        .unwrap();
+    assert_eq!(acked.status, IncidentStatus::Acknowledged);
+    assert_eq!(acked.deadlines().escalation, None);
+    advance_minutes(120).await;
+    assert_eq!(h.channel.count(), 2, "no step pages after the acknowledge");
+    h.system.shutdown().await;
+}
+
+fn two_step_policy(ack_timeout: Option<Duration>) -> EscalationPolicy {
+    EscalationPolicy {
+        name: "default".into(),
+        steps: vec![
+            EscalationStep {
+                delay: Duration::from_secs(60),
+                targets: vec![Target::Channel("console".into())],
+            },
+            EscalationStep {
+                delay: Duration::from_secs(120),
+                targets: vec![Target::Channel("console".into())],
+            },
+        ],
+        repeat: 1,
+        ack_timeout,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn steps_follow_their_delays_and_repeat_count() {
+    let config = SystemConfig {
+        policy: two_step_policy(None),
+        ..SystemConfig::default()
+    };
+    let h = start(config).await;
+    h.system
+        .ingest(alert("A", AlertStatus::Firing))
+        .await
+        .unwrap();
+    advance_minutes(30).await;
+    // step0 @0, step1 @1, (repeat) step0 @3, step1 @4, exhausted.
+    assert_eq!(h.channel.minutes_since_t0(), vec![0, 1, 3, 4]);
+    let steps: Vec<_> = h
+        .channel
+        .delivered
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, n)| (n.step, n.repeat))
+        .collect();
+    assert_eq!(steps, vec![(0, 0), (1, 0), (0, 1), (1, 1)]);
+    h.system.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn ack_timeout_retriggers_on_the_incidents_own_timer() {
+    let config = SystemConfig {
+        policy: two_step_policy(Some(Duration::from_secs(10 * 60))),
+        ..SystemConfig::default()
+    };
+    let h = start(config).await;
+    let id = h
+        .system
+        .ingest(alert("A", AlertStatus::Firing))
+        .await
+        .unwrap()
+        .incident_id
+        .unwrap();
+    settle().await;
+    h.system
+        .acknowledge(id, Attribution::new("bob", Interface::Cli))
+        .await
+        .unwrap();
+    advance_minutes(9).await;
+    assert_eq!(h.channel.count(), 1);
+    advance_minutes(1).await;
+    settle().await;
+    assert_eq!(
+        h.channel.minutes_since_t0(),
+        vec![0, 10],
+        "re-triggered, escalation restarted"
+    );
+    let live = h.system.live_incident(id).await.unwrap();
+    assert_eq!(live.status, IncidentStatus::Triggered);
+    h.system.shutdown().await;
+}
