@@ -85,7 +85,7 @@ impl Names {
     }
 
     pub fn lookup<M: ractor::Message>(name: &str) -> Option<ActorRef<M>> {
-        ractor::registry::where_is(name.to_string()).map(ActorRef::from)
+        ractor::registry::where_is(name).map(ActorRef::from)
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use incident_actors::domain::{Alert, AlertStatus, Labels};
 use incident_actors::memory_store::MemoryStore;
+#[allow(unused_imports)]
 pub use incident_actors::ports::Store;
 use incident_actors::ports::{Channel, ChannelError, Notification};
 use incident_actors::time::{Clock, Timestamp, TokioClock};

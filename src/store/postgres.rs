@@ -1,0 +1,387 @@
+//! The PostgreSQL store (`postgres://…`).
+//!
+//! Opening creates the database when it does not exist (through the
+//! server's `postgres` database). A group commit writes each kind of row with
+//! one statement whatever the batch size: the rows go in as arrays and
+//! `UNNEST` turns them back into a table, so the statement text is fixed,
+//! prepared once and cached by sqlx. JSON columns are JSONB, sent and read as
+//! text (`::jsonb` / `::text`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use incident_actors::domain::{Incident, IncidentId, IncidentStatus, TimelineEvent};
+use incident_actors::ports::{
+    IncidentQuery, StatusFilter, Store, StoreError, StoredAlert, WriteBatch,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection, Postgres, Transaction};
+
+use super::decode::{self, store_error, AlertColumns};
+use super::plan::{plan, AlertRow, EventRow, IncidentRow, Plan};
+use super::StoreOpenError;
+
+const POOL_SIZE: u32 = 8;
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `invalid_catalog_name`: the database does not exist.
+const UNKNOWN_DATABASE: &str = "3D000";
+/// `duplicate_database`: someone created it first.
+const DUPLICATE_DATABASE: &str = "42P04";
+/// `unique_violation`: two concurrent `CREATE DATABASE` of one name can also
+/// collide on the catalog's unique index.
+const UNIQUE_VIOLATION: &str = "23505";
+
+fn db_code(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Creates database `name` on the server `options` point at, connecting to
+/// its `postgres` database. Already existing is fine.
+async fn create_database(options: &PgConnectOptions, name: &str) -> Result<(), StoreOpenError> {
+    let failed = |source| StoreOpenError::CreateDatabase {
+        name: name.to_string(),
+        source,
+    };
+    let mut conn = PgConnection::connect_with(&options.clone().database("postgres"))
+        .await
+        .map_err(failed)?;
+    let created = sqlx::raw_sql(&format!("CREATE DATABASE {}", quote_ident(name)))
+        .execute(&mut conn)
+        .await;
+    // Best effort: the connection is dropped either way.
+    let _ = conn.close().await;
+    match created {
+        Ok(_) => {
+            tracing::info!(database = name, "created PostgreSQL database");
+            Ok(())
+        }
+        Err(e)
+            if matches!(
+                db_code(&e).as_deref(),
+                Some(DUPLICATE_DATABASE | UNIQUE_VIOLATION)
+            ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url`, creating its database if missing, and runs the
+    /// migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreOpenError> {
+        let options = PgConnectOptions::from_str(url).map_err(StoreOpenError::InvalidUrl)?;
+        let pool_options = || {
+            PgPoolOptions::new()
+                .max_connections(POOL_SIZE)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+        };
+        let pool = match pool_options().connect_with(options.clone()).await {
+            Ok(pool) => pool,
+            Err(e) if db_code(&e).as_deref() == Some(UNKNOWN_DATABASE) => {
+                let name = options
+                    .get_database()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| options.get_username().to_string());
+                create_database(&options, &name).await?;
+                pool_options()
+                    .connect_with(options)
+                    .await
+                    .map_err(StoreOpenError::Connect)?
+            }
+            Err(e) => return Err(StoreOpenError::Connect(e)),
+        };
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// The connection pool, for tables outside the `Store` port.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes every connection (waits for those in use).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn upsert(
+        tx: &mut Transaction<'static, Postgres>,
+        rows: &[IncidentRow],
+    ) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO incidents (id, fingerprint, status, title, severity, service, labels, \
+             alert_count, seen_count, created_at, updated_at, last_seen, resolved_at, version, state) \
+             SELECT id, fingerprint, status, title, severity, service, labels::jsonb, \
+             alert_count, seen_count, created_at, updated_at, last_seen, resolved_at, version, state \
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], \
+             $13::bigint[], $14::bigint[], $15::bytea[]) \
+             AS t(id, fingerprint, status, title, severity, service, labels, alert_count, seen_count, \
+             created_at, updated_at, last_seen, resolved_at, version, state) \
+             ON CONFLICT (id) DO UPDATE SET \
+             fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, title = EXCLUDED.title, \
+             severity = EXCLUDED.severity, service = EXCLUDED.service, labels = EXCLUDED.labels, \
+             alert_count = EXCLUDED.alert_count, \
+             seen_count = GREATEST(incidents.seen_count, EXCLUDED.seen_count), \
+             created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at, \
+             last_seen = GREATEST(incidents.last_seen, EXCLUDED.last_seen), \
+             resolved_at = EXCLUDED.resolved_at, version = EXCLUDED.version, state = EXCLUDED.state",
+        )
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.fingerprint.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.title.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.severity.as_deref()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.service.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.labels.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.alert_count).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.seen_count).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.last_seen).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.resolved_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.state.as_slice()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_events(
+        tx: &mut Transaction<'static, Postgres>,
+        rows: &[EventRow],
+    ) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO incident_events (incident_id, seq, at, kind, body) \
+             SELECT incident_id, seq, at, kind, body::jsonb \
+             FROM UNNEST($1::bigint[], $2::int[], $3::bigint[], $4::text[], $5::text[]) \
+             AS t(incident_id, seq, at, kind, body)",
+        )
+        .bind(rows.iter().map(|r| r.incident_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_alerts(
+        tx: &mut Transaction<'static, Postgres>,
+        rows: &[AlertRow],
+    ) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // WITH ORDINALITY + ORDER BY: alert ids follow the batch order.
+        sqlx::query(
+            "INSERT INTO alerts (incident_id, fingerprint, status, source, dedup_key, labels, \
+             annotations, starts_at, ends_at, received_at) \
+             SELECT incident_id, fingerprint, status, source, dedup_key, labels::jsonb, \
+             annotations::jsonb, starts_at, ends_at, received_at \
+             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::bigint[], $9::bigint[], $10::bigint[]) WITH ORDINALITY \
+             AS t(incident_id, fingerprint, status, source, dedup_key, labels, annotations, \
+             starts_at, ends_at, received_at, n) ORDER BY n",
+        )
+        .bind(rows.iter().map(|r| r.incident_id).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.fingerprint.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.dedup_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.labels.as_str()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.annotations.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.starts_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.ends_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn write(
+        tx: &mut Transaction<'static, Postgres>,
+        plan: &Plan,
+    ) -> Result<(), sqlx::Error> {
+        // Resolved snapshots first: they free fingerprints that open ones
+        // of the same batch may take (see `plan`).
+        let (resolved, open) = plan.incidents.split_at(plan.resolved_count());
+        Self::upsert(tx, resolved).await?;
+        Self::upsert(tx, open).await?;
+        Self::insert_events(tx, &plan.events).await?;
+        Self::insert_alerts(tx, &plan.alerts).await?;
+        if !plan.touches.is_empty() {
+            let t = &plan.touches;
+            sqlx::query(
+                "UPDATE incidents AS i SET last_seen = GREATEST(i.last_seen, t.last_seen), \
+                 seen_count = GREATEST(i.seen_count, t.seen_count) \
+                 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS t(id, last_seen, seen_count) \
+                 WHERE i.id = t.id",
+            )
+            .bind(t.iter().map(|r| r.id).collect::<Vec<_>>())
+            .bind(t.iter().map(|r| r.last_seen).collect::<Vec<_>>())
+            .bind(t.iter().map(|r| r.seen_count).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+fn db_id(id: IncidentId) -> Result<i64, StoreError> {
+    i64::try_from(id.0)
+        .map_err(|_| StoreError::Rejected(format!("incident id {id} is out of range")))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let plan = plan(batch)?;
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // On error the transaction is dropped, which rolls it back.
+        Self::write(&mut tx, &plan).await.map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        let rows = sqlx::query_as(
+            "SELECT id, last_seen, seen_count, state FROM incidents \
+             WHERE status <> 'resolved' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        decode::incidents(rows)
+    }
+
+    async fn max_incident_id(&self) -> Result<Option<IncidentId>, StoreError> {
+        let (max,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM incidents")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(max.and_then(|id| u64::try_from(id).ok()).map(IncidentId))
+    }
+
+    async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
+        let row: Option<(i64, i64, i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, last_seen, seen_count, state FROM incidents WHERE id = $1")
+                .bind(db_id(id)?)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?;
+        row.map(|(id, last_seen, seen_count, state)| {
+            decode::incident(id, last_seen, seen_count, &state)
+        })
+        .transpose()
+    }
+
+    async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        let limit = i64::from(query.limit);
+        let rows = match query.status {
+            None => sqlx::query_as(
+                "SELECT id, last_seen, seen_count, state FROM incidents ORDER BY id DESC LIMIT $1",
+            )
+            .bind(limit),
+            Some(StatusFilter::Is(status)) => sqlx::query_as(
+                "SELECT id, last_seen, seen_count, state FROM incidents WHERE status = $1 \
+                 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(status.as_str())
+            .bind(limit),
+            Some(StatusFilter::Open) => sqlx::query_as(
+                "SELECT id, last_seen, seen_count, state FROM incidents \
+                 WHERE status IN ($1, $2) ORDER BY id DESC LIMIT $3",
+            )
+            .bind(IncidentStatus::Triggered.as_str())
+            .bind(IncidentStatus::Acknowledged.as_str())
+            .bind(limit),
+        }
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        decode::incidents(rows)
+    }
+
+    async fn timeline(&self, id: IncidentId) -> Result<Vec<TimelineEvent>, StoreError> {
+        let id = db_id(id)?;
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT body::text FROM incident_events WHERE incident_id = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(|(body,)| decode::event(id, body)).collect()
+    }
+
+    async fn alerts(&self, id: IncidentId) -> Result<Vec<StoredAlert>, StoreError> {
+        let rows: Vec<AlertColumns> = sqlx::query_as(
+            "SELECT incident_id, fingerprint, status, source, dedup_key, labels::text, \
+             annotations::text, starts_at, ends_at, received_at \
+             FROM alerts WHERE incident_id = $1 ORDER BY id",
+        )
+        .bind(db_id(id)?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter().map(decode::alert).collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_ident;
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("lim"), "\"lim\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+}

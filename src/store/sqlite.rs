@@ -1,0 +1,301 @@
+//! The SQLite store: the embedded default (`sqlite://./data/lim.db`).
+//!
+//! WAL journal, `synchronous=FULL` (a committed batch survives a power cut,
+//! so an ingest answered 2xx is durable), a 5 s busy timeout, foreign keys
+//! on. A small pool: reads run concurrently, writes come from the single
+//! persistence actor and take the write lock up front (`BEGIN IMMEDIATE`).
+//! `sqlite::memory:` gives a private in-memory database on one connection,
+//! for quick tests.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use incident_actors::domain::{Incident, IncidentId, IncidentStatus, TimelineEvent};
+use incident_actors::ports::{
+    IncidentQuery, StatusFilter, Store, StoreError, StoredAlert, WriteBatch,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::decode::{self, store_error, AlertColumns};
+use super::plan::{plan, Plan};
+use super::StoreOpenError;
+
+/// Connections of a file database's pool.
+const POOL_SIZE: u32 = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether a `sqlite:` URL names an in-memory database.
+fn is_memory(url: &str) -> bool {
+    let rest = url
+        .get("sqlite:".len()..)
+        .unwrap_or("")
+        .trim_start_matches("//");
+    let (db, params) = rest.split_once('?').unwrap_or((rest, ""));
+    db == ":memory:" || params.split('&').any(|p| p == "mode=memory")
+}
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens the database at `url`, creating the file and its folder if
+    /// missing, and runs the migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreOpenError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreOpenError::InvalidUrl)?
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = if is_memory(url) {
+            // An in-memory database lives as long as a connection to it:
+            // one connection, never closed.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+        } else {
+            let path = options.get_filename().to_path_buf();
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreOpenError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+            }
+            let options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full);
+            SqlitePoolOptions::new()
+                .max_connections(POOL_SIZE)
+                .connect_with(options)
+                .await
+        }
+        .map_err(StoreOpenError::Connect)?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The connection pool, for tables outside the `Store` port.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection (waits for those in use).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn write(tx: &mut Transaction<'static, Sqlite>, plan: &Plan) -> Result<(), sqlx::Error> {
+        for r in &plan.incidents {
+            sqlx::query(
+                "INSERT INTO incidents (id, fingerprint, status, title, severity, service, labels, \
+                 alert_count, seen_count, created_at, updated_at, last_seen, resolved_at, version, state) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+                 ON CONFLICT (id) DO UPDATE SET \
+                 fingerprint = excluded.fingerprint, status = excluded.status, title = excluded.title, \
+                 severity = excluded.severity, service = excluded.service, labels = excluded.labels, \
+                 alert_count = excluded.alert_count, \
+                 seen_count = MAX(incidents.seen_count, excluded.seen_count), \
+                 created_at = excluded.created_at, updated_at = excluded.updated_at, \
+                 last_seen = MAX(incidents.last_seen, excluded.last_seen), \
+                 resolved_at = excluded.resolved_at, version = excluded.version, state = excluded.state",
+            )
+            .bind(r.id)
+            .bind(&r.fingerprint)
+            .bind(r.status)
+            .bind(&r.title)
+            .bind(&r.severity)
+            .bind(&r.service)
+            .bind(&r.labels)
+            .bind(r.alert_count)
+            .bind(r.seen_count)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .bind(r.last_seen)
+            .bind(r.resolved_at)
+            .bind(r.version)
+            .bind(&r.state)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for e in &plan.events {
+            sqlx::query(
+                "INSERT INTO incident_events (incident_id, seq, at, kind, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .bind(e.incident_id)
+            .bind(e.seq)
+            .bind(e.at)
+            .bind(e.kind)
+            .bind(&e.body)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for a in &plan.alerts {
+            sqlx::query(
+                "INSERT INTO alerts (incident_id, fingerprint, status, source, dedup_key, labels, \
+                 annotations, starts_at, ends_at, received_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .bind(a.incident_id)
+            .bind(&a.fingerprint)
+            .bind(a.status)
+            .bind(&a.source)
+            .bind(&a.dedup_key)
+            .bind(&a.labels)
+            .bind(&a.annotations)
+            .bind(a.starts_at)
+            .bind(a.ends_at)
+            .bind(a.received_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        for t in &plan.touches {
+            sqlx::query(
+                "UPDATE incidents SET last_seen = MAX(last_seen, ?1), \
+                 seen_count = MAX(seen_count, ?2) WHERE id = ?3",
+            )
+            .bind(t.last_seen)
+            .bind(t.seen_count)
+            .bind(t.id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+fn db_id(id: IncidentId) -> Result<i64, StoreError> {
+    i64::try_from(id.0)
+        .map_err(|_| StoreError::Rejected(format!("incident id {id} is out of range")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let plan = plan(batch)?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(store_error)?;
+        // On error the transaction is dropped, which rolls it back.
+        Self::write(&mut tx, &plan).await.map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
+        let rows = sqlx::query_as(
+            "SELECT id, last_seen, seen_count, state FROM incidents \
+             WHERE status <> 'resolved' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        decode::incidents(rows)
+    }
+
+    async fn max_incident_id(&self) -> Result<Option<IncidentId>, StoreError> {
+        let (max,): (Option<i64>,) = sqlx::query_as("SELECT MAX(id) FROM incidents")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(max.and_then(|id| u64::try_from(id).ok()).map(IncidentId))
+    }
+
+    async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
+        let row: Option<(i64, i64, i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, last_seen, seen_count, state FROM incidents WHERE id = ?1")
+                .bind(db_id(id)?)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?;
+        row.map(|(id, last_seen, seen_count, state)| {
+            decode::incident(id, last_seen, seen_count, &state)
+        })
+        .transpose()
+    }
+
+    async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        let limit = i64::from(query.limit);
+        let rows = match query.status {
+            None => sqlx::query_as(
+                "SELECT id, last_seen, seen_count, state FROM incidents ORDER BY id DESC LIMIT ?1",
+            )
+            .bind(limit),
+            Some(StatusFilter::Is(status)) => sqlx::query_as(
+                "SELECT id, last_seen, seen_count, state FROM incidents WHERE status = ?1 \
+                 ORDER BY id DESC LIMIT ?2",
+            )
+            .bind(status.as_str())
+            .bind(limit),
+            Some(StatusFilter::Open) => sqlx::query_as(
+                "SELECT id, last_seen, seen_count, state FROM incidents \
+                 WHERE status IN (?1, ?2) ORDER BY id DESC LIMIT ?3",
+            )
+            .bind(IncidentStatus::Triggered.as_str())
+            .bind(IncidentStatus::Acknowledged.as_str())
+            .bind(limit),
+        }
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        decode::incidents(rows)
+    }
+
+    async fn timeline(&self, id: IncidentId) -> Result<Vec<TimelineEvent>, StoreError> {
+        let id = db_id(id)?;
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT body FROM incident_events WHERE incident_id = ?1 ORDER BY seq")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(store_error)?;
+        rows.iter().map(|(body,)| decode::event(id, body)).collect()
+    }
+
+    async fn alerts(&self, id: IncidentId) -> Result<Vec<StoredAlert>, StoreError> {
+        let rows: Vec<AlertColumns> = sqlx::query_as(
+            "SELECT incident_id, fingerprint, status, source, dedup_key, labels, annotations, \
+             starts_at, ends_at, received_at FROM alerts WHERE incident_id = ?1 ORDER BY id",
+        )
+        .bind(db_id(id)?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.into_iter().map(decode::alert).collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_memory;
+
+    #[test]
+    fn memory_urls() {
+        assert!(is_memory("sqlite::memory:"));
+        assert!(is_memory("sqlite://:memory:"));
+        assert!(is_memory("sqlite://?mode=memory&cache=private"));
+        assert!(!is_memory("sqlite://./data/lim.db"));
+        assert!(!is_memory("sqlite:lim.db?mode=rwc"));
+    }
+}

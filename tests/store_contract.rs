@@ -1,0 +1,755 @@
+//! The `Store` contract: one suite of generic checks, run against every
+//! backend — SQLite on a temporary file, SQLite in memory and PostgreSQL on a
+//! brand-new database per test — plus the backend-specific checks of opening
+//! (files, folders and databases created when missing, pragmas, unknown
+//! schemes, undecodable snapshots).
+
+mod support;
+
+use incident_actors::domain::{
+    Alert, AlertStatus, Attribution, Change, EscalationPolicy, Incident, IncidentId,
+    IncidentStatus, Interface, Labels, TimelineEvent,
+};
+use incident_actors::ports::{
+    IncidentQuery, IncidentWrite, SharedStore, StatusFilter, StoreError, Touch, WriteBatch,
+};
+use incident_actors::time::Timestamp;
+use lim::store::{open_store, PostgresStore, SqliteStore, StoreOpenError};
+
+const T0: i64 = 1_700_000_000_000;
+
+// ---------------------------------------------------------------- fixtures
+
+/// A store under test, its URL (to open it again) and whatever must live as
+/// long as it (the temporary folder of a SQLite file).
+struct Fixture {
+    store: SharedStore,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite_file() -> Fixture {
+    let (dir, url) = support::temp_sqlite_url();
+    let store = open_store(&url).await.expect("open SQLite file store");
+    Fixture {
+        store,
+        url,
+        _dir: Some(dir),
+    }
+}
+
+async fn sqlite_memory() -> Fixture {
+    let url = "sqlite::memory:".to_string();
+    let store = open_store(&url).await.expect("open SQLite memory store");
+    Fixture {
+        store,
+        url,
+        _dir: None,
+    }
+}
+
+async fn postgres() -> Fixture {
+    let url = support::fresh_postgres_url().await;
+    let store = open_store(&url).await.expect("open PostgreSQL store");
+    Fixture {
+        store,
+        url,
+        _dir: None,
+    }
+}
+
+// ----------------------------------------------------------- domain helpers
+
+fn policy() -> EscalationPolicy {
+    EscalationPolicy::default_console()
+}
+
+fn api(who: &str) -> Attribution {
+    Attribution::new(who, Interface::Api)
+}
+
+fn alert(name: &str, status: AlertStatus) -> Alert {
+    let labels: Labels = [
+        ("alertname", name),
+        ("model", "gpt-4o"),
+        ("service", "chat"),
+        ("severity", "critical"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    Alert {
+        labels,
+        annotations: [("summary".to_string(), format!("{name} is bad"))].into(),
+        status,
+        starts_at: Timestamp(T0 - 60_000),
+        ends_at: None,
+        source: "native".into(),
+        dedup_key: None,
+    }
+}
+
+/// The write that commits `change`: the incident's version is bumped, as
+/// the persistence actor does for every committed change.
+fn committed(incident: &mut Incident, change: Change, at: i64) -> IncidentWrite {
+    incident.bump_version();
+    IncidentWrite {
+        incident: incident.clone(),
+        events: change.events,
+        alerts: change.alerts,
+        received_at: Timestamp(at),
+    }
+}
+
+/// Opens incident `id` for `alert` at `at`: the incident and its first write.
+fn open_with(id: u64, alert: Alert, at: i64) -> (Incident, IncidentWrite) {
+    let (mut incident, change) = Incident::open(IncidentId(id), alert, &policy(), Timestamp(at));
+    let write = committed(&mut incident, change, at);
+    (incident, write)
+}
+
+fn open(id: u64, name: &str, at: i64) -> (Incident, IncidentWrite) {
+    open_with(id, alert(name, AlertStatus::Firing), at)
+}
+
+fn acknowledge(incident: &mut Incident, at: i64) -> IncidentWrite {
+    let change = incident
+        .acknowledge(api("alice"), &policy(), Timestamp(at))
+        .expect("acknowledge");
+    committed(incident, change, at)
+}
+
+fn resolve(incident: &mut Incident, at: i64) -> IncidentWrite {
+    let change = incident
+        .resolve(api("bob"), Timestamp(at))
+        .expect("resolve");
+    committed(incident, change, at)
+}
+
+fn escalate(incident: &mut Incident, at: i64) -> IncidentWrite {
+    let change = incident.fire_escalation(&policy(), Timestamp(at));
+    assert!(!change.is_empty(), "a step was due");
+    committed(incident, change, at)
+}
+
+fn batch(writes: Vec<IncidentWrite>) -> WriteBatch {
+    WriteBatch {
+        incidents: writes,
+        touches: Vec::new(),
+    }
+}
+
+fn touches(touches: Vec<Touch>) -> WriteBatch {
+    WriteBatch {
+        incidents: Vec::new(),
+        touches,
+    }
+}
+
+async fn commit(store: &SharedStore, writes: Vec<IncidentWrite>) {
+    store.commit(&batch(writes)).await.expect("commit");
+}
+
+async fn get(store: &SharedStore, id: u64) -> Option<Incident> {
+    store
+        .get_incident(IncidentId(id))
+        .await
+        .expect("get_incident")
+}
+
+async fn list(store: &SharedStore, status: Option<StatusFilter>, limit: u32) -> Vec<u64> {
+    store
+        .list_incidents(&IncidentQuery { status, limit })
+        .await
+        .expect("list_incidents")
+        .into_iter()
+        .map(|i| i.id.0)
+        .collect()
+}
+
+async fn open_ids(store: &SharedStore) -> Vec<u64> {
+    let mut ids: Vec<u64> = store
+        .load_open_incidents()
+        .await
+        .expect("load_open_incidents")
+        .into_iter()
+        .map(|i| i.id.0)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+// ------------------------------------------------------------ the contract
+
+async fn round_trip(f: Fixture) {
+    let store = f.store;
+    store.ping().await.expect("ping");
+    assert_eq!(get(&store, 1).await, None);
+    assert!(store.timeline(IncidentId(1)).await.unwrap().is_empty());
+    assert!(store.alerts(IncidentId(1)).await.unwrap().is_empty());
+    store
+        .commit(&WriteBatch::default())
+        .await
+        .expect("empty batch");
+
+    let (mut incident, write) = open(1, "HighLatency", T0);
+    commit(&store, vec![write]).await;
+    assert_eq!(get(&store, 1).await.as_ref(), Some(&incident));
+
+    let write = escalate(&mut incident, T0);
+    commit(&store, vec![write]).await;
+    let write = acknowledge(&mut incident, T0 + 1_000);
+    commit(&store, vec![write]).await;
+    let stored = get(&store, 1).await.expect("stored");
+    assert_eq!(stored, incident);
+    assert_eq!(stored.status, IncidentStatus::Acknowledged);
+    assert_eq!(stored.version, 3);
+    assert_eq!(get(&store, 2).await, None);
+}
+
+async fn timeline_in_order(f: Fixture) {
+    let store = f.store;
+    let (mut incident, first) = open(7, "ErrorRate", T0);
+    let mut expected: Vec<TimelineEvent> = first.events.clone();
+    commit(&store, vec![first]).await;
+
+    // Several writes of one incident in one batch: every event is kept, the
+    // newest snapshot wins.
+    let mut writes = Vec::new();
+    for w in [
+        escalate(&mut incident, T0),
+        acknowledge(&mut incident, T0 + 2_000),
+        resolve(&mut incident, T0 + 3_000),
+    ] {
+        expected.extend(w.events.iter().cloned());
+        writes.push(w);
+    }
+    commit(&store, writes).await;
+
+    let timeline = store.timeline(IncidentId(7)).await.expect("timeline");
+    assert_eq!(timeline, expected);
+    let seqs: Vec<u32> = timeline.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [0, 1, 2, 3]);
+    let kinds: Vec<&str> = timeline.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(kinds, ["triggered", "notified", "acknowledged", "resolved"]);
+    assert_eq!(get(&store, 7).await.as_ref(), Some(&incident));
+    assert!(store.timeline(IncidentId(8)).await.unwrap().is_empty());
+}
+
+async fn alert_rows(f: Fixture) {
+    let store = f.store;
+    let mut first = alert("A", AlertStatus::Firing);
+    first.ends_at = Some(Timestamp(T0 + 300_000));
+    let (mut incident, write) = open_with(3, first.clone(), T0);
+    commit(&store, vec![write]).await;
+
+    let mut second = alert("B", AlertStatus::Firing);
+    second.source = "pagerduty".into();
+    second.dedup_key = Some("srv01/mysql".into());
+    second.annotations = Labels::new();
+    let (_, change) = incident
+        .apply_alert(second.clone(), Timestamp(T0 + 10))
+        .expect("join");
+    let w2 = committed(&mut incident, change, T0 + 10);
+    let resolved_a = alert("A", AlertStatus::Resolved);
+    let (_, change) = incident
+        .apply_alert(resolved_a.clone(), Timestamp(T0 + 20))
+        .expect("resolve A");
+    let w3 = committed(&mut incident, change, T0 + 20);
+    commit(&store, vec![w2, w3]).await;
+    let (_, other) = open(4, "Other", T0);
+    commit(&store, vec![other]).await;
+
+    let rows = store.alerts(IncidentId(3)).await.expect("alerts");
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| (r.incident_id, r.fingerprint, r.received_at, r.alert.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (IncidentId(3), first.fingerprint(), Timestamp(T0), first),
+            (
+                IncidentId(3),
+                second.fingerprint(),
+                Timestamp(T0 + 10),
+                second
+            ),
+            (
+                IncidentId(3),
+                resolved_a.fingerprint(),
+                Timestamp(T0 + 20),
+                resolved_a
+            ),
+        ]
+    );
+    assert_eq!(store.alerts(IncidentId(4)).await.unwrap().len(), 1);
+    assert!(store.alerts(IncidentId(5)).await.unwrap().is_empty());
+}
+
+/// Incidents 1..=5: triggered, acknowledged, resolved, triggered, resolved.
+async fn five_incidents(store: &SharedStore) {
+    let mut writes = Vec::new();
+    for id in 1..=5u64 {
+        let (mut incident, w) = open(id, &format!("Alert{id}"), T0 + id as i64);
+        writes.push(w);
+        match id {
+            2 => writes.push(acknowledge(&mut incident, T0 + 100)),
+            3 | 5 => writes.push(resolve(&mut incident, T0 + 100)),
+            _ => {}
+        }
+    }
+    commit(store, writes).await;
+}
+
+async fn list_filters(f: Fixture) {
+    let store = f.store;
+    assert!(list(&store, None, 100).await.is_empty());
+    five_incidents(&store).await;
+    use IncidentStatus::*;
+    assert_eq!(list(&store, None, 100).await, [5, 4, 3, 2, 1]);
+    assert_eq!(list(&store, None, 2).await, [5, 4]);
+    assert_eq!(list(&store, None, 0).await, Vec::<u64>::new());
+    assert_eq!(
+        list(&store, Some(StatusFilter::Is(Triggered)), 100).await,
+        [4, 1]
+    );
+    assert_eq!(
+        list(&store, Some(StatusFilter::Is(Acknowledged)), 100).await,
+        [2]
+    );
+    assert_eq!(
+        list(&store, Some(StatusFilter::Is(Resolved)), 100).await,
+        [5, 3]
+    );
+    assert_eq!(list(&store, Some(StatusFilter::Is(Resolved)), 1).await, [5]);
+    assert_eq!(list(&store, Some(StatusFilter::Open), 100).await, [4, 2, 1]);
+    assert_eq!(list(&store, Some(StatusFilter::Open), 2).await, [4, 2]);
+    let listed = store
+        .list_incidents(&IncidentQuery::default())
+        .await
+        .unwrap();
+    assert!(listed.iter().all(|i| i.version >= 1));
+    assert_eq!(listed[0].status, Resolved);
+}
+
+async fn open_incidents_and_max_id(f: Fixture) {
+    let store = f.store;
+    assert_eq!(store.max_incident_id().await.unwrap(), None);
+    assert!(store.load_open_incidents().await.unwrap().is_empty());
+    five_incidents(&store).await;
+    assert_eq!(open_ids(&store).await, [1, 2, 4]);
+    let loaded = store.load_open_incidents().await.unwrap();
+    assert!(loaded.iter().all(|i| i.status.is_open()));
+    assert_eq!(store.max_incident_id().await.unwrap(), Some(IncidentId(5)));
+    // A resolved incident still counts for the highest id.
+    let (mut six, w) = open(6, "Six", T0);
+    let r = resolve(&mut six, T0 + 1);
+    commit(&store, vec![w, r]).await;
+    assert_eq!(store.max_incident_id().await.unwrap(), Some(IncidentId(6)));
+    assert_eq!(open_ids(&store).await, [1, 2, 4]);
+}
+
+async fn touches_raise_last_seen_and_count(f: Fixture) {
+    let store = f.store;
+    let (mut incident, w) = open(1, "Flappy", T0);
+    commit(&store, vec![w]).await;
+
+    let touch = |last_seen: i64, seen_count: u64| Touch {
+        id: IncidentId(1),
+        last_seen: Timestamp(last_seen),
+        seen_count,
+    };
+    store
+        .commit(&touches(vec![touch(T0 + 100, 5), touch(T0 + 50, 9)]))
+        .await
+        .expect("touch");
+    let got = get(&store, 1).await.unwrap();
+    assert_eq!((got.last_seen, got.seen_count), (Timestamp(T0 + 100), 9));
+    let mut expected = incident.clone();
+    expected.last_seen = Timestamp(T0 + 100);
+    expected.seen_count = 9;
+    assert_eq!(got, expected, "only last_seen and seen_count move");
+    let loaded = store.load_open_incidents().await.unwrap();
+    assert_eq!(loaded, [expected.clone()]);
+    let listed = store
+        .list_incidents(&IncidentQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listed, [expected.clone()]);
+
+    // Older values never lower them.
+    store
+        .commit(&touches(vec![touch(T0 + 10, 2)]))
+        .await
+        .unwrap();
+    assert_eq!(get(&store, 1).await.unwrap(), expected);
+
+    // Nor does a later snapshot that has not seen the touches.
+    let w = acknowledge(&mut incident, T0 + 20);
+    commit(&store, vec![w]).await;
+    let got = get(&store, 1).await.unwrap();
+    assert_eq!(got.status, IncidentStatus::Acknowledged);
+    assert_eq!((got.last_seen, got.seen_count), (Timestamp(T0 + 100), 9));
+
+    // A snapshot ahead of the touches wins; touches and writes share a batch.
+    incident.last_seen = Timestamp(T0 + 500);
+    incident.seen_count = 20;
+    let (_, w2) = open(2, "Other", T0 + 500);
+    let w = WriteBatch {
+        incidents: vec![committed(&mut incident, Change::default(), T0 + 500), w2],
+        touches: vec![
+            touch(T0 + 400, 15),
+            Touch {
+                id: IncidentId(2),
+                last_seen: Timestamp(T0 + 600),
+                seen_count: 4,
+            },
+        ],
+    };
+    store.commit(&w).await.unwrap();
+    assert_eq!(get(&store, 1).await.unwrap(), incident);
+    let two = get(&store, 2).await.unwrap();
+    assert_eq!((two.last_seen, two.seen_count), (Timestamp(T0 + 600), 4));
+}
+
+async fn duplicate_open_fingerprint_rolls_back_the_batch(f: Fixture) {
+    let store = f.store;
+    let (first, w) = open(1, "Dup", T0);
+    commit(&store, vec![w]).await;
+
+    let (mut ok, w_ok) = open(2, "Fine", T0 + 1);
+    let w_ok_ack = acknowledge(&mut ok, T0 + 2);
+    let (_, w_dup) = open(3, "Dup", T0 + 3);
+    assert_eq!(
+        w_dup.incident.fingerprint, first.fingerprint,
+        "same labels, same fingerprint"
+    );
+    let bad = WriteBatch {
+        incidents: vec![w_ok, w_ok_ack, w_dup],
+        touches: vec![Touch {
+            id: IncidentId(1),
+            last_seen: Timestamp(T0 + 9_000),
+            seen_count: 42,
+        }],
+    };
+    match store.commit(&bad).await {
+        Err(StoreError::Rejected(_)) => {}
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    // Nothing of the batch is visible.
+    assert_eq!(get(&store, 2).await, None);
+    assert_eq!(get(&store, 3).await, None);
+    assert!(store.timeline(IncidentId(2)).await.unwrap().is_empty());
+    assert!(store.alerts(IncidentId(2)).await.unwrap().is_empty());
+    assert!(store.alerts(IncidentId(3)).await.unwrap().is_empty());
+    assert_eq!(
+        get(&store, 1).await.as_ref(),
+        Some(&first),
+        "touch rolled back"
+    );
+    assert_eq!(store.max_incident_id().await.unwrap(), Some(IncidentId(1)));
+    assert_eq!(open_ids(&store).await, [1]);
+
+    // The store still works, and a duplicate event seq is refused too.
+    let (_, w) = open(4, "After", T0 + 4);
+    commit(&store, vec![w.clone()]).await;
+    let mut again = w;
+    again.alerts.clear();
+    assert!(matches!(
+        store.commit(&batch(vec![again])).await,
+        Err(StoreError::Rejected(_))
+    ));
+    assert_eq!(store.timeline(IncidentId(4)).await.unwrap().len(), 1);
+}
+
+async fn resolved_incident_frees_its_fingerprint(f: Fixture) {
+    let store = f.store;
+    let (mut one, w) = open(1, "Recurring", T0);
+    commit(&store, vec![w]).await;
+    let w = resolve(&mut one, T0 + 1);
+    commit(&store, vec![w]).await;
+
+    let (mut two, w) = open(2, "Recurring", T0 + 2);
+    assert_eq!(two.fingerprint, one.fingerprint);
+    commit(&store, vec![w]).await;
+
+    // In one batch, even with the new incident written first: the resolve
+    // of the old one is applied before.
+    let (three, w3) = open(3, "Recurring", T0 + 4);
+    let r2 = resolve(&mut two, T0 + 3);
+    commit(&store, vec![w3, r2]).await;
+
+    assert_eq!(open_ids(&store).await, [3]);
+    assert_eq!(get(&store, 3).await.as_ref(), Some(&three));
+    assert_eq!(
+        get(&store, 2).await.unwrap().status,
+        IncidentStatus::Resolved
+    );
+    assert_eq!(
+        list(&store, Some(StatusFilter::Is(IncidentStatus::Resolved)), 10).await,
+        [2, 1]
+    );
+}
+
+async fn large_batch(f: Fixture) {
+    let store = f.store;
+    const N: u64 = 1_500;
+    let mut writes = Vec::new();
+    let mut incidents = Vec::new();
+    for id in 1..=N {
+        let (mut incident, w) = open(id, &format!("Load{id}"), T0 + id as i64);
+        writes.push(w);
+        if id % 3 == 0 {
+            writes.push(escalate(&mut incident, T0 + id as i64));
+        }
+        incidents.push(incident);
+    }
+    let touched = (1..=N)
+        .step_by(2)
+        .map(|id| Touch {
+            id: IncidentId(id),
+            last_seen: Timestamp(T0 + 10_000),
+            seen_count: 2,
+        })
+        .collect();
+    store
+        .commit(&WriteBatch {
+            incidents: writes,
+            touches: touched,
+        })
+        .await
+        .expect("large batch");
+    let loaded = store.load_open_incidents().await.unwrap();
+    assert_eq!(loaded.len(), N as usize);
+    assert_eq!(store.max_incident_id().await.unwrap(), Some(IncidentId(N)));
+    for id in [1, 2, 3, N] {
+        let got = get(&store, id).await.unwrap();
+        let mut expected = incidents[id as usize - 1].clone();
+        if id % 2 == 1 {
+            expected.last_seen = Timestamp(T0 + 10_000);
+            expected.seen_count = 2;
+        }
+        assert_eq!(got, expected);
+        let events = store.timeline(IncidentId(id)).await.unwrap().len();
+        assert_eq!(events, if id % 3 == 0 { 2 } else { 1 });
+        assert_eq!(store.alerts(IncidentId(id)).await.unwrap().len(), 1);
+    }
+}
+
+/// Durable backends: dropped and opened again, the store has everything.
+async fn survives_reopen(f: Fixture) {
+    let Fixture { store, url, _dir } = f;
+    let (mut one, w1) = open(1, "Persist", T0);
+    let (mut two, w2) = open(2, "Persist2", T0);
+    let r2 = resolve(&mut two, T0 + 5);
+    commit(&store, vec![w1, w2, r2]).await;
+    store
+        .commit(&touches(vec![Touch {
+            id: IncidentId(1),
+            last_seen: Timestamp(T0 + 77),
+            seen_count: 3,
+        }]))
+        .await
+        .unwrap();
+    let timeline = store.timeline(IncidentId(2)).await.unwrap();
+    let alerts = store.alerts(IncidentId(1)).await.unwrap();
+    drop(store);
+
+    let store = open_store(&url).await.expect("reopen");
+    one.last_seen = Timestamp(T0 + 77);
+    one.seen_count = 3;
+    assert_eq!(get(&store, 1).await.as_ref(), Some(&one));
+    assert_eq!(get(&store, 2).await.as_ref(), Some(&two));
+    assert_eq!(store.load_open_incidents().await.unwrap(), [one]);
+    assert_eq!(store.max_incident_id().await.unwrap(), Some(IncidentId(2)));
+    assert_eq!(store.timeline(IncidentId(2)).await.unwrap(), timeline);
+    assert_eq!(store.alerts(IncidentId(1)).await.unwrap(), alerts);
+    // Migrations are not applied twice; the store still takes writes.
+    let (_, w3) = open(3, "AfterReopen", T0 + 10);
+    commit(&store, vec![w3]).await;
+    assert_eq!(list(&store, None, 10).await, [3, 2, 1]);
+}
+
+/// One `#[tokio::test]` per (backend, check). `durable` checks need a store
+/// that outlives its connections, so they skip the in-memory SQLite.
+macro_rules! contract {
+    (all: [$($all:ident),* $(,)?], durable: [$($durable:ident),* $(,)?] $(,)?) => {
+        mod sqlite_file {
+            $( #[tokio::test] async fn $all() { super::$all(super::sqlite_file().await).await } )*
+            $( #[tokio::test] async fn $durable() { super::$durable(super::sqlite_file().await).await } )*
+        }
+        mod sqlite_memory {
+            $( #[tokio::test] async fn $all() { super::$all(super::sqlite_memory().await).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test] async fn $all() { super::$all(super::postgres().await).await } )*
+            $( #[tokio::test] async fn $durable() { super::$durable(super::postgres().await).await } )*
+        }
+    };
+}
+
+contract! {
+    all: [
+        round_trip,
+        timeline_in_order,
+        alert_rows,
+        list_filters,
+        open_incidents_and_max_id,
+        touches_raise_last_seen_and_count,
+        duplicate_open_fingerprint_rolls_back_the_batch,
+        resolved_incident_frees_its_fingerprint,
+        large_batch,
+    ],
+    durable: [survives_reopen],
+}
+
+// ------------------------------------------------- opening, per backend
+
+#[tokio::test]
+async fn sqlite_creates_the_file_and_its_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("deeper").join("lim.db");
+    assert!(!path.parent().unwrap().exists());
+    let url = format!("sqlite://{}", path.display());
+    let store = SqliteStore::open(&url).await.expect("open");
+    assert!(path.is_file());
+
+    let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous=FULL");
+    let (fk,): (i64,) = sqlx::query_as("PRAGMA foreign_keys")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(fk, 1);
+    let (busy,): (i64,) = sqlx::query_as("PRAGMA busy_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(busy, 5_000);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_relative_url_like_the_default() {
+    // `sqlite://./data/lim.db` is relative to the working directory; use a
+    // relative path to a temporary folder (under target/ when it is below
+    // the working directory) without changing directory.
+    let cwd = std::env::current_dir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = match dir.path().strip_prefix(&cwd) {
+        Ok(_) => dir,
+        Err(_) => tempfile::tempdir_in(".").unwrap(),
+    };
+    let relative = dir.path().strip_prefix(&cwd).unwrap().display().to_string();
+    let url = format!("sqlite://./{relative}/data/lim.db");
+    let store = open_store(&url).await.expect("open relative");
+    store.ping().await.unwrap();
+    assert!(dir.path().join("data").join("lim.db").is_file());
+}
+
+#[tokio::test]
+async fn postgres_creates_a_missing_database() {
+    let url = support::missing_postgres_url();
+    // Two at once: both find it missing, one creates it, both succeed.
+    let (a, b) = tokio::join!(open_store(&url), open_store(&url));
+    let (a, b) = (a.expect("first open"), b.expect("second open"));
+    let (incident, w) = open(1, "Fresh", T0);
+    commit(&a, vec![w]).await;
+    assert_eq!(get(&b, 1).await.as_ref(), Some(&incident));
+    drop((a, b));
+    let again = PostgresStore::open(&url).await.expect("open existing");
+    assert_eq!(
+        again.pool().connect_options().get_database(),
+        Some(url.rsplit('/').next().unwrap())
+    );
+    again.close().await;
+}
+
+#[tokio::test]
+async fn unknown_schemes_are_refused() {
+    for url in [
+        "mysql://root:secret@localhost/lim",
+        "lim.db",
+        "redis://x",
+        "",
+    ] {
+        match open_store(url).await {
+            Err(e @ StoreOpenError::UnsupportedScheme { .. }) => {
+                let message = e.to_string();
+                assert!(message.contains("sqlite"), "{message}");
+                assert!(!message.contains("secret"), "{message}");
+            }
+            Err(other) => panic!("{url}: expected UnsupportedScheme, got {other}"),
+            Ok(_) => panic!("{url}: opened"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_undecodable_snapshot_is_corrupt() {
+    let (_dir, url) = support::temp_sqlite_url();
+    let store = SqliteStore::open(&url).await.unwrap();
+    let shared: SharedStore = std::sync::Arc::new(store.clone());
+    let (_, w) = open(1, "Broken", T0);
+    commit(&shared, vec![w]).await;
+    sqlx::query("UPDATE incidents SET state = ?1 WHERE id = 1")
+        .bind(vec![99u8, 1, 2])
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_corrupt(&shared).await;
+}
+
+#[tokio::test]
+async fn postgres_undecodable_snapshot_is_corrupt() {
+    let url = support::fresh_postgres_url().await;
+    let store = PostgresStore::open(&url).await.unwrap();
+    let shared: SharedStore = std::sync::Arc::new(store.clone());
+    let (_, w) = open(1, "Broken", T0);
+    commit(&shared, vec![w]).await;
+    sqlx::query("UPDATE incidents SET state = $1 WHERE id = 1")
+        .bind(vec![99u8, 1, 2])
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_corrupt(&shared).await;
+}
+
+async fn assert_corrupt(store: &SharedStore) {
+    for result in [
+        store.get_incident(IncidentId(1)).await.map(|_| ()),
+        store.load_open_incidents().await.map(|_| ()),
+        store
+            .list_incidents(&IncidentQuery::default())
+            .await
+            .map(|_| ()),
+    ] {
+        match result {
+            Err(StoreError::Corrupt { id, .. }) => assert_eq!(id, IncidentId(1)),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn postgres_urls_get_their_database_replaced() {
+    use support::postgres_url_with_database as with;
+    assert_eq!(
+        with("postgres://u@h:5432/test", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with("postgres://u:p@h/test?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
+    assert_eq!(with("postgres://h", "x"), "postgres://h/x");
+}
