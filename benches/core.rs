@@ -11,7 +11,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use incident_actors::codec::{decode_incident, encode_incident};
 use incident_actors::console::ConsoleChannel;
 use incident_actors::domain::{
-    Alert, AlertStatus, Attribution, EscalationPolicy, Fingerprint, Incident, IncidentId, Interface, Labels,
+    Alert, AlertStatus, Attribution, EscalationPolicy, Fingerprint, Incident, IncidentId,
+    Interface, Labels,
 };
 use incident_actors::memory_store::MemoryStore;
 use incident_actors::time::{SystemClock, Timestamp};
@@ -42,20 +43,29 @@ fn alert(i: u64) -> Alert {
 
 fn incident() -> Incident {
     let policy = EscalationPolicy::default_console();
-    let (mut i, _) = Incident::open(IncidentId(1), alert(1), &policy, Timestamp(1_800_000_000_000));
+    let (mut i, _) = Incident::open(
+        IncidentId(1),
+        alert(1),
+        &policy,
+        Timestamp(1_800_000_000_000),
+    );
     i.fire_escalation(&policy, Timestamp(1_800_000_000_000));
     i
 }
 
 fn domain(c: &mut Criterion) {
     let a = alert(7);
-    c.bench_function("fingerprint/6_labels", |b| b.iter(|| black_box(&a).fingerprint()));
+    c.bench_function("fingerprint/6_labels", |b| {
+        b.iter(|| black_box(&a).fingerprint())
+    });
 
     let index: HashMap<Fingerprint, IncidentId> = (0..100_000u64)
         .map(|i| (alert(i).fingerprint(), IncidentId(i)))
         .collect();
     let probe = alert(54_321).fingerprint();
-    c.bench_function("router/index_lookup_100k", |b| b.iter(|| index.get(black_box(&probe))));
+    c.bench_function("router/index_lookup_100k", |b| {
+        b.iter(|| index.get(black_box(&probe)))
+    });
 
     let policy = EscalationPolicy::default_console();
     let base = incident();
@@ -69,7 +79,13 @@ fn domain(c: &mut Criterion) {
     c.bench_function("state_machine/acknowledge", |b| {
         b.iter_batched(
             || base.clone(),
-            |mut i| i.acknowledge(Attribution::new("alice", Interface::Api), &policy, Timestamp(1_800_000_001_000)),
+            |mut i| {
+                i.acknowledge(
+                    Attribution::new("alice", Interface::Api),
+                    &policy,
+                    Timestamp(1_800_000_001_000),
+                )
+            },
             BatchSize::SmallInput,
         )
     });
@@ -77,8 +93,12 @@ fn domain(c: &mut Criterion) {
     let bytes = encode_incident(&base).unwrap();
     let mut g = c.benchmark_group("snapshot");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
-    g.bench_function("encode", |b| b.iter(|| encode_incident(black_box(&base)).unwrap()));
-    g.bench_function("decode", |b| b.iter(|| decode_incident(black_box(&bytes)).unwrap()));
+    g.bench_function("encode", |b| {
+        b.iter(|| encode_incident(black_box(&base)).unwrap())
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| decode_incident(black_box(&bytes)).unwrap())
+    });
     g.finish();
 }
 
@@ -99,7 +119,8 @@ fn actors(c: &mut Criterion) {
         system
     });
     c.bench_function("actors/ingest_repeat_alert", |b| {
-        b.to_async(&rt).iter(|| async { system.ingest(alert(1)).await.unwrap() })
+        b.to_async(&rt)
+            .iter(|| async { system.ingest(alert(1)).await.unwrap() })
     });
     rt.block_on(system.shutdown());
 }

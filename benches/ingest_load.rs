@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 use lim_process::LimProcess;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Resident and peak resident memory of a process, in KiB, from /proc.
@@ -116,7 +119,13 @@ async fn run(backend: &str, database_url: &str) {
     let pid = lim.pid().unwrap();
     // Warm-up: creates the incidents, so the measured run mixes repeats and joins as in production.
     drive(&lim.base, connections, fingerprints, Duration::from_secs(2)).await;
-    let r = drive(&lim.base, connections, fingerprints, Duration::from_secs(seconds)).await;
+    let r = drive(
+        &lim.base,
+        connections,
+        fingerprints,
+        Duration::from_secs(seconds),
+    )
+    .await;
     let (rss, hwm) = rss_kib(pid);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
@@ -138,7 +147,10 @@ async fn run(backend: &str, database_url: &str) {
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument selects nothing here.
     let backends = std::env::var("LIM_BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".into());
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         for backend in backends.split(',') {
             match backend.trim() {

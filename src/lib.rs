@@ -1,1 +1,21 @@
+//! `lim`, the server: everything around the core crate `incident_actors`.
+//!
+//! * [`cli`]: the `lim` command line (`serve`, `check-config`).
+//! * [`config`]: defaults, the TOML file, environment overrides; validation
+//!   with `FILE:LINE:COL` diagnostics.
+//! * [`server`]: `serve` binds the listener, starts the actor system (retrying
+//!   while the database is down) and shuts down gracefully.
+//! * [`http`]: the axum API (`app(state)`), its errors and handlers.
+//! * [`store`]: the sqlx implementations of the core's `Store` port
+//!   (SQLite and PostgreSQL), chosen by URL.
+//! * [`telemetry`]: logging (text or JSON) via tracing.
+//!
+//! Dependency direction: this crate depends on `incident_actors`, never the
+//! reverse. `main.rs` only parses the command line and calls in here.
 
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod server;
+pub mod store;
+pub mod telemetry;

@@ -46,14 +46,22 @@ async fn crash_and_recover(database_url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path());
     let lim = LimProcess::start(binary(), database_url, Some(&config)).await;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(CLIENTS).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()
+        .unwrap();
 
     // (alert fingerprint, incident id) of every alert answered 2xx.
     let acked: Arc<Mutex<Vec<(String, u64)>>> = Arc::default();
     let sent = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for c in 0..CLIENTS {
-        let (client, acked, sent, url) = (client.clone(), acked.clone(), sent.clone(), lim.url("/v1/alerts"));
+        let (client, acked, sent, url) = (
+            client.clone(),
+            acked.clone(),
+            sent.clone(),
+            lim.url("/v1/alerts"),
+        );
         clients.push(tokio::spawn(async move {
             for i in 0.. {
                 let n = (c * 7919 + i * 13) % FINGERPRINTS;
@@ -83,7 +91,10 @@ async fn crash_and_recover(database_url: &str) {
     }
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 400, "load ran: {} acknowledged", acked.len());
-    assert!(sent.load(Ordering::Relaxed) > acked.len(), "killed mid-load, with requests in flight");
+    assert!(
+        sent.load(Ordering::Relaxed) > acked.len(),
+        "killed mid-load, with requests in flight"
+    );
 
     let restarted_at = chrono::Utc::now();
     let lim = LimProcess::start(binary(), database_url, Some(&config)).await;
@@ -109,7 +120,10 @@ async fn crash_and_recover(database_url: &str) {
             .map(|a| a["fingerprint"].as_str().unwrap().to_string())
             .collect();
         for fp in fps {
-            assert!(stored.contains(fp), "acknowledged alert {fp} of incident {id} lost");
+            assert!(
+                stored.contains(fp),
+                "acknowledged alert {fp} of incident {id} lost"
+            );
         }
     }
 
@@ -125,9 +139,16 @@ async fn crash_and_recover(database_url: &str) {
     let open = open["incidents"].as_array().unwrap().clone();
     let mut seen = BTreeSet::new();
     for i in &open {
-        assert!(seen.insert(i["fingerprint"].as_str().unwrap().to_string()), "two open incidents for {}", i["fingerprint"]);
+        assert!(
+            seen.insert(i["fingerprint"].as_str().unwrap().to_string()),
+            "two open incidents for {}",
+            i["fingerprint"]
+        );
     }
-    assert!(open.len() >= by_incident.len(), "every acknowledged incident is still open");
+    assert!(
+        open.len() >= by_incident.len(),
+        "every acknowledged incident is still open"
+    );
 
     // The same alert joins the same incident after the restart.
     let (fp0, id0) = &acked[0];
@@ -146,7 +167,10 @@ async fn crash_and_recover(database_url: &str) {
         .await
         .unwrap();
     assert_eq!(again["results"][0]["incident_id"].as_u64(), Some(*id0));
-    assert_eq!(again["results"][0]["fingerprint"].as_str(), Some(fp0.as_str()));
+    assert_eq!(
+        again["results"][0]["fingerprint"].as_str(),
+        Some(fp0.as_str())
+    );
 
     // Pending timers were re-armed: every open incident escalates again after the restart.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -164,7 +188,8 @@ async fn crash_and_recover(database_url: &str) {
                 .unwrap();
             let fired_after_restart = v["timeline"].as_array().unwrap().iter().any(|e| {
                 e["type"] == "notified"
-                    && chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap() > restarted_at
+                    && chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap()
+                        > restarted_at
             });
             if !fired_after_restart {
                 still.insert(*id);
@@ -175,7 +200,10 @@ async fn crash_and_recover(database_url: &str) {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
-    assert!(waiting.is_empty(), "incidents whose timers did not fire after the restart: {waiting:?}");
+    assert!(
+        waiting.is_empty(),
+        "incidents whose timers did not fire after the restart: {waiting:?}"
+    );
     lim.kill9().await;
 }
 

@@ -21,7 +21,10 @@ impl LimProcess {
         cmd.arg("serve")
             .env("LIM_LISTEN", "127.0.0.1:0")
             .env("LIM_DATABASE_URL", database_url)
-            .env("RUST_LOG", std::env::var("LIM_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("LIM_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env_remove("LIM_CONFIG")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,0 +1,513 @@
+//! Server configuration: defaults, an optional TOML file, environment overrides.
+//!
+//! Precedence, lowest first: built-in defaults, the file (`--config FILE` or
+//! `LIM_CONFIG`), then the environment (`LIM_LISTEN`, `LIM_DATABASE_URL`).
+//!
+//! The file is parsed in two passes. Serde (with `deny_unknown_fields`) checks
+//! the shape and keeps the byte span of every value (`toml::Spanned`); then
+//! pure validation functions check meanings (socket address, database scheme,
+//! durations, channel names, the escalation policy) and report every problem
+//! with the span of the offending value. [`Diagnostic`] turns spans into
+//! `LINE:COL`, which is what `lim check-config` prints and what `lim serve`
+//! reports when it refuses a file.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! database_url = "sqlite://./data/lim.db"
+//!
+//! [escalation]
+//! repeat = 2
+//! ack_timeout = "30m"
+//!
+//! [[escalation.steps]]
+//! delay = "5m"
+//! targets = ["console"]
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use incident_actors::domain::{EscalationPolicy, EscalationStep, Target};
+use serde::Deserialize;
+use toml::Spanned;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/lim.db";
+/// The notification channels that exist; a policy may only target these.
+pub const KNOWN_CHANNELS: &[&str] = &["console"];
+/// The name of the policy built from the `[escalation]` table.
+pub const POLICY_NAME: &str = "default";
+
+/// The resolved configuration `lim serve` runs with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub escalation: EscalationPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .expect("the default listen address is valid"),
+            database_url: DEFAULT_DATABASE_URL.to_string(),
+            escalation: EscalationPolicy::default_console(),
+        }
+    }
+}
+
+/// Values taken from the environment (or the equivalent command-line flags);
+/// they win over the file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+}
+
+/// What a valid file sets; `None` keeps the default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileSettings {
+    pub listen: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub escalation: Option<EscalationPolicy>,
+}
+
+/// One problem in a config file, located at a 1-based line and column.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// Locates `span` (byte offsets into `text`); no span means the start of the file.
+    pub fn at(text: &str, span: Option<Range<usize>>, message: impl Into<String>) -> Self {
+        let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+        Diagnostic {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// `FILE:LINE:COL: message`.
+    pub fn render(&self, file: &Path) -> String {
+        format!(
+            "{}:{}:{}: {}",
+            file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// The diagnostics of one file, rendered one per line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostics {
+    pub file: PathBuf,
+    pub items: Vec<Diagnostic>,
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.items.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            f.write_str(&d.render(&self.file))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file:\n{0}")]
+    Invalid(Diagnostics),
+    #[error("invalid {var}: {message}")]
+    Env { var: &'static str, message: String },
+}
+
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// Parses a listen address (`IP:PORT`).
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!("invalid listen address {s:?}: expected IP:PORT, e.g. \"127.0.0.1:8080\"")
+    })
+}
+
+/// Checks that a database URL names a backend lim has: `sqlite:` or `postgres:`.
+pub fn check_database_url(url: &str) -> Result<(), String> {
+    match url.split_once(':') {
+        Some(("sqlite" | "postgres" | "postgresql", _)) => Ok(()),
+        Some((scheme, _)) if !scheme.is_empty() => Err(format!(
+            "unknown database scheme {scheme:?} in database_url: expected sqlite: or postgres:"
+        )),
+        _ => Err(format!(
+            "invalid database_url {url:?}: expected a URL starting with sqlite: or postgres:"
+        )),
+    }
+}
+
+/// Parses a humantime duration such as `"5m"` or `"1h 30m"`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?}: {e} (expected e.g. \"30s\", \"5m\", \"1h\")"))
+}
+
+/// Checks that a policy target names an existing channel.
+pub fn check_channel(name: &str) -> Result<(), String> {
+    if KNOWN_CHANNELS.contains(&name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown channel {name:?}: known channels are {}",
+            KNOWN_CHANNELS.join(", ")
+        ))
+    }
+}
+
+// ---- the file as written, with spans ------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    listen: Option<Spanned<String>>,
+    database_url: Option<Spanned<String>>,
+    escalation: Option<Spanned<RawEscalation>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEscalation {
+    #[serde(default)]
+    repeat: u32,
+    ack_timeout: Option<Spanned<String>>,
+    steps: Spanned<Vec<RawStep>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    delay: Spanned<String>,
+    targets: Spanned<Vec<Spanned<String>>>,
+}
+
+/// Collects the problems of one file; `check` records a failed validation at
+/// the span of the value it was about.
+struct Checker<'a> {
+    text: &'a str,
+    items: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn check<T>(&mut self, span: Range<usize>, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.items
+                    .push(Diagnostic::at(self.text, Some(span), message));
+                None
+            }
+        }
+    }
+}
+
+/// Parses and validates a config file's text. Returns every problem found
+/// (a syntax or shape error stops at the first one, as TOML parsing does).
+pub fn parse_file(text: &str) -> Result<FileSettings, Vec<Diagnostic>> {
+    let raw: RawFile = toml::from_str(text)
+        .map_err(|e| vec![Diagnostic::at(text, e.span(), e.message().trim_end())])?;
+    let mut checker = Checker {
+        text,
+        items: Vec::new(),
+    };
+    let listen = raw
+        .listen
+        .and_then(|l| checker.check(l.span(), parse_listen(l.get_ref())));
+    let database_url = raw.database_url.and_then(|u| {
+        let span = u.span();
+        let url = u.into_inner();
+        checker.check(span, check_database_url(&url)).map(|()| url)
+    });
+    let escalation = raw.escalation.and_then(|e| build_policy(&mut checker, e));
+    if checker.items.is_empty() {
+        Ok(FileSettings {
+            listen,
+            database_url,
+            escalation,
+        })
+    } else {
+        Err(checker.items)
+    }
+}
+
+fn build_policy(
+    checker: &mut Checker<'_>,
+    raw: Spanned<RawEscalation>,
+) -> Option<EscalationPolicy> {
+    let table_span = raw.span();
+    let raw = raw.into_inner();
+    let before = checker.items.len();
+    let ack_timeout = raw
+        .ack_timeout
+        .and_then(|t| checker.check(t.span(), parse_duration(t.get_ref())));
+    let steps_span = raw.steps.span();
+    let mut steps = Vec::new();
+    for step in raw.steps.into_inner() {
+        let delay = checker.check(step.delay.span(), parse_duration(step.delay.get_ref()));
+        let mut targets = Vec::new();
+        for target in step.targets.into_inner() {
+            if checker
+                .check(target.span(), check_channel(target.get_ref()))
+                .is_some()
+            {
+                targets.push(Target::Channel(target.into_inner()));
+            }
+        }
+        if let Some(delay) = delay {
+            steps.push(EscalationStep { delay, targets });
+        }
+    }
+    if checker.items.len() > before {
+        return None;
+    }
+    let policy = EscalationPolicy {
+        name: POLICY_NAME.to_string(),
+        steps,
+        repeat: raw.repeat,
+        ack_timeout,
+    };
+    let span = if policy.steps.is_empty() {
+        steps_span
+    } else {
+        table_span
+    };
+    checker.check(span, policy.validate().map_err(|e| e.to_string()))?;
+    Some(policy)
+}
+
+/// Reads and validates a config file.
+pub fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_file(&text).map_err(|items| {
+        ConfigError::Invalid(Diagnostics {
+            file: path.to_path_buf(),
+            items,
+        })
+    })
+}
+
+/// Layers defaults, the file's settings and the overrides.
+pub fn resolve(file: FileSettings, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    if let Some(listen) = file.listen {
+        config.listen = listen;
+    }
+    if let Some(url) = file.database_url {
+        config.database_url = url;
+    }
+    if let Some(policy) = file.escalation {
+        config.escalation = policy;
+    }
+    if let Some(listen) = &overrides.listen {
+        config.listen = parse_listen(listen).map_err(|message| ConfigError::Env {
+            var: "LIM_LISTEN",
+            message,
+        })?;
+    }
+    if let Some(url) = &overrides.database_url {
+        check_database_url(url).map_err(|message| ConfigError::Env {
+            var: "LIM_DATABASE_URL",
+            message,
+        })?;
+        config.database_url = url.clone();
+    }
+    Ok(config)
+}
+
+/// The configuration `lim serve` runs with: the optional file, then the overrides.
+pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    let settings = match file {
+        Some(path) => read_file(path)?,
+        None => FileSettings::default(),
+    };
+    resolve(settings, overrides)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<(usize, usize, String)> {
+        parse_file(text)
+            .unwrap_err()
+            .into_iter()
+            .map(|d| (d.line, d.column, d.message))
+            .collect()
+    }
+
+    #[test]
+    fn empty_file_keeps_defaults() {
+        let s = parse_file("").unwrap();
+        assert_eq!(s, FileSettings::default());
+        assert_eq!(
+            resolve(s, &Overrides::default()).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn full_file_builds_a_policy() {
+        let text = r#"
+listen = "0.0.0.0:9000"
+database_url = "postgres://lim@db/lim"
+
+[escalation]
+repeat = 2
+ack_timeout = "30m"
+
+[[escalation.steps]]
+delay = "5m"
+targets = ["console"]
+
+[[escalation.steps]]
+delay = "1h 30m"
+targets = ["console"]
+"#;
+        let s = parse_file(text).unwrap();
+        assert_eq!(s.listen, Some("0.0.0.0:9000".parse().unwrap()));
+        assert_eq!(s.database_url.as_deref(), Some("postgres://lim@db/lim"));
+        let p = s.escalation.unwrap();
+        assert_eq!(p.name, "default");
+        assert_eq!(p.repeat, 2);
+        assert_eq!(p.ack_timeout, Some(Duration::from_secs(30 * 60)));
+        assert_eq!(p.steps.len(), 2);
+        assert_eq!(p.steps[1].delay, Duration::from_secs(90 * 60));
+        assert_eq!(p.steps[0].targets, vec![Target::Channel("console".into())]);
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let e = errors("listen = \"127.0.0.1:1\"\nlisten_addr = \"x\"\n");
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].0, e[0].1), (2, 1));
+        assert!(e[0].2.contains("listen_addr"), "{}", e[0].2);
+    }
+
+    #[test]
+    fn every_semantic_error_is_reported_at_its_value() {
+        let text = "listen = \"nowhere\"\ndatabase_url = \"mysql://x\"\n[escalation]\nack_timeout = \"soon\"\n[[escalation.steps]]\ndelay = \"5 parsecs\"\ntargets = [\"console\", \"pager\"]\n";
+        let e = errors(text);
+        let at: Vec<_> = e.iter().map(|(l, c, _)| (*l, *c)).collect();
+        assert_eq!(at, vec![(1, 10), (2, 16), (4, 15), (6, 9), (7, 23)]);
+        assert!(e[0].2.contains("listen address"));
+        assert!(e[1].2.contains("\"mysql\""));
+        assert!(e[2].2.contains("duration"));
+        assert!(e[4].2.contains("unknown channel \"pager\""));
+    }
+
+    #[test]
+    fn policy_validation_errors_are_reported() {
+        let e = errors("[escalation]\nsteps = []\n");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].0, 2);
+        assert!(e[0].2.contains("no steps"), "{}", e[0].2);
+        let e = errors("[escalation]\nrepeat = 1\n[[escalation.steps]]\ndelay = \"0s\"\ntargets = [\"console\"]\n");
+        assert!(e[0].2.contains("zero delay"), "{}", e[0].2);
+        let e = errors("[escalation]\n[[escalation.steps]]\ndelay = \"1m\"\ntargets = []\n");
+        assert!(e[0].2.contains("no targets"), "{}", e[0].2);
+    }
+
+    #[test]
+    fn syntax_and_type_errors_are_located() {
+        let e = errors("listen = 8080\n");
+        assert_eq!(e[0].0, 1);
+        let e = errors("\n\nlisten = \n");
+        assert_eq!(e[0].0, 3);
+        let e = errors("[escalation]\nrepeat = -1\n[[escalation.steps]]\ndelay = \"1m\"\ntargets = [\"console\"]\n");
+        assert_eq!(e[0].0, 2);
+    }
+
+    #[test]
+    fn env_wins_over_file_and_is_validated() {
+        let file =
+            parse_file("listen = \"127.0.0.1:1\"\ndatabase_url = \"sqlite::memory:\"\n").unwrap();
+        let c = resolve(
+            file.clone(),
+            &Overrides {
+                listen: Some("127.0.0.1:0".into()),
+                database_url: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(c.database_url, "sqlite::memory:");
+        let err = resolve(
+            file,
+            &Overrides {
+                listen: None,
+                database_url: Some("redis://x".into()),
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Env {
+                var: "LIM_DATABASE_URL",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn database_schemes() {
+        assert!(check_database_url("sqlite://./data/lim.db").is_ok());
+        assert!(check_database_url("sqlite::memory:").is_ok());
+        assert!(check_database_url("postgres://u@h/db").is_ok());
+        assert!(check_database_url("postgresql://u@h/db").is_ok());
+        assert!(check_database_url("mysql://u@h/db").is_err());
+        assert!(check_database_url("lim.db").is_err());
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("abc", 0), (1, 1));
+        assert_eq!(line_col("a\nbc", 3), (2, 2));
+        assert_eq!(line_col("é = 1", 3), (1, 3));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+
+    #[test]
+    fn diagnostics_render_file_line_col() {
+        let d = Diagnostic::at("x\ny", Some(2..3), "bad");
+        assert_eq!(d.render(Path::new("lim.toml")), "lim.toml:2:1: bad");
+    }
+}

@@ -1,0 +1,185 @@
+//! `ApiError`: every way an HTTP request can fail, and its JSON answer
+//! `{"error":{"code","message"}}` with the matching status code.
+//!
+//! Handlers and extractors return `Result<_, ApiError>`; nothing else in the
+//! HTTP layer builds an error response. 503 answers carry `Retry-After` so
+//! senders back off and retry.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use incident_actors::domain::TransitionError;
+use incident_actors::messages::{CommandError, IngestError};
+use incident_actors::ports::StoreError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON at all.
+    #[error("malformed JSON: {0}")]
+    InvalidJson(String),
+    /// The body is JSON of the wrong shape, or fails validation.
+    #[error("{0}")]
+    InvalidBody(String),
+    /// A path or query parameter is invalid.
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("expected a JSON body with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The body could not be read (connection trouble).
+    #[error("cannot read the request body: {0}")]
+    BodyRead(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("lim is starting: the incident system is not ready yet")]
+    NotReady,
+    /// The store or the actor system failed; nothing was committed.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("too many alerts in flight; retry shortly")]
+    Overloaded,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidJson(_)
+            | ApiError::InvalidBody(_)
+            | ApiError::InvalidParameter(_)
+            | ApiError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::NotReady | ApiError::Unavailable(_) | ApiError::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::InvalidParameter(_) => "invalid_parameter",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::BodyRead(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::NotReady => "not_ready",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Overloaded => "overloaded",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for 503 answers.
+    fn retry_after(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Unavailable(_) | ApiError::Overloaded => Some("1"),
+            ApiError::NotReady => Some("2"),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        // Not-ready and overloaded answers are expected under their
+        // conditions (probes poll during start-up): they are not logged.
+        if matches!(self, ApiError::Unavailable(_) | ApiError::Internal(_)) {
+            tracing::warn!(code = self.code(), error = %self, "request failed");
+        }
+        let body = Json(json!({"error": {"code": self.code(), "message": self.to_string()}}));
+        let mut response = (status, body).into_response();
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Corrupt { .. } => ApiError::Internal(e.to_string()),
+            StoreError::Unavailable(_) | StoreError::Rejected(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::NotFound(id) => ApiError::NotFound(format!("incident {id} not found")),
+            CommandError::Transition(t @ TransitionError::AlreadyResolved(_)) => {
+                ApiError::Conflict(t.to_string())
+            }
+            CommandError::Store(s) => s.into(),
+            CommandError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use incident_actors::domain::IncidentId;
+
+    #[test]
+    fn command_errors_map_to_statuses() {
+        let s = |e: CommandError| ApiError::from(e).status();
+        assert_eq!(
+            s(CommandError::NotFound(IncidentId(1))),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            s(CommandError::Transition(TransitionError::AlreadyResolved(
+                IncidentId(1)
+            ))),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            s(CommandError::Unavailable("x".into())),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            s(CommandError::Store(StoreError::Unavailable(
+                "db down".into()
+            ))),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn unavailable_answers_carry_retry_after() {
+        let r = ApiError::Overloaded.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let r = ApiError::NotFound("x".into()).into_response();
+        assert!(r.headers().get(header::RETRY_AFTER).is_none());
+    }
+}

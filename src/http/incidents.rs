@@ -1,0 +1,370 @@
+//! The incidents REST API: list, get (with alerts and timeline),
+//! acknowledge, resolve.
+//!
+//! Reads go straight to the store (`System::store`); commands go through the
+//! actor system, which commits before answering. [`IncidentView`] is the one
+//! JSON shape of an incident; query and path parsing are pure functions.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query};
+use axum::Json;
+use incident_actors::domain::{
+    Attribution, EscalationState, Fingerprint, Incident, IncidentId, IncidentStatus, Interface,
+    Labels, TimelineEvent,
+};
+use incident_actors::messages::CommandError;
+use incident_actors::ports::{IncidentQuery, StatusFilter, StoredAlert};
+use incident_actors::time::Timestamp;
+use incident_actors::System;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, OptionalJson, Ready};
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 1000;
+/// Who acted when a command names nobody.
+pub const DEFAULT_ACTOR: &str = "api";
+
+/// An incident as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IncidentView {
+    pub id: IncidentId,
+    pub title: String,
+    pub status: IncidentStatus,
+    pub severity: Option<String>,
+    pub service: String,
+    pub labels: Labels,
+    pub fingerprint: Fingerprint,
+    pub alert_count: usize,
+    pub seen_count: u64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_seen: Timestamp,
+    pub acknowledged_at: Option<Timestamp>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<Timestamp>,
+    pub resolved_by: Option<String>,
+    pub escalation: EscalationState,
+    pub ack_expires_at: Option<Timestamp>,
+}
+
+impl From<&Incident> for IncidentView {
+    fn from(i: &Incident) -> Self {
+        IncidentView {
+            id: i.id,
+            title: i.title.clone(),
+            status: i.status,
+            severity: i.severity.clone(),
+            service: i.service.clone(),
+            labels: i.labels.clone(),
+            fingerprint: i.fingerprint,
+            alert_count: i.alerts.len(),
+            seen_count: i.seen_count,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+            last_seen: i.last_seen,
+            acknowledged_at: i.acknowledged.as_ref().map(|(at, _)| *at),
+            acknowledged_by: i.acknowledged.as_ref().map(|(_, a)| a.by.clone()),
+            resolved_at: i.resolved.as_ref().map(|(at, _)| *at),
+            resolved_by: i.resolved.as_ref().map(|(_, a)| a.by.clone()),
+            escalation: i.escalation.clone(),
+            ack_expires_at: i.ack_expires_at,
+        }
+    }
+}
+
+/// One incident with its alert rows and timeline.
+#[derive(Clone, Debug, Serialize)]
+pub struct IncidentDetail {
+    #[serde(flatten)]
+    pub incident: IncidentView,
+    pub alerts: Vec<StoredAlert>,
+    pub timeline: Vec<TimelineEvent>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IncidentList {
+    pub incidents: Vec<IncidentView>,
+}
+
+/// The optional body of acknowledge and resolve.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandBody {
+    pub by: Option<String>,
+}
+
+/// The raw `{id}` path segment, with a JSON error if it cannot be decoded.
+type IdSegment = Result<Path<String>, PathRejection>;
+
+fn id_segment(segment: IdSegment) -> Result<String, ApiError> {
+    segment
+        .map(|Path(id)| id)
+        .map_err(|e| ApiError::InvalidParameter(e.body_text()))
+}
+
+pub async fn list(
+    Ready(system): Ready,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Json<IncidentList>, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError::InvalidParameter(e.body_text()))?;
+    let query = parse_list_query(&params)?;
+    let incidents = system.store().list_incidents(&query).await?;
+    Ok(Json(IncidentList {
+        incidents: incidents.iter().map(IncidentView::from).collect(),
+    }))
+}
+
+pub async fn get(Ready(system): Ready, id: IdSegment) -> Result<Json<IncidentDetail>, ApiError> {
+    let id = parse_incident_id(&id_segment(id)?)?;
+    let store = system.store();
+    let incident = store.get_incident(id).await?.ok_or_else(|| not_found(id))?;
+    let alerts = store.alerts(id).await?;
+    let timeline = store.timeline(id).await?;
+    Ok(Json(IncidentDetail {
+        incident: IncidentView::from(&incident),
+        alerts,
+        timeline,
+    }))
+}
+
+pub async fn acknowledge(
+    Ready(system): Ready,
+    id: IdSegment,
+    OptionalJson(body): OptionalJson<CommandBody>,
+) -> Result<Json<IncidentView>, ApiError> {
+    let (id, by) = parse_command(&id_segment(id)?, body)?;
+    let result = system.acknowledge(id, by).await;
+    command_answer(&system, id, result).await
+}
+
+pub async fn resolve(
+    Ready(system): Ready,
+    id: IdSegment,
+    OptionalJson(body): OptionalJson<CommandBody>,
+) -> Result<Json<IncidentView>, ApiError> {
+    let (id, by) = parse_command(&id_segment(id)?, body)?;
+    let result = system.resolve(id, by).await;
+    command_answer(&system, id, result).await
+}
+
+fn not_found(id: IncidentId) -> ApiError {
+    ApiError::NotFound(format!("incident {id} not found"))
+}
+
+/// The answer to a command. A `NotFound` from the system (no live actor) is
+/// checked against the store: a resolved incident is a conflict, not missing.
+async fn command_answer(
+    system: &System,
+    id: IncidentId,
+    result: Result<Incident, CommandError>,
+) -> Result<Json<IncidentView>, ApiError> {
+    match result {
+        Ok(incident) => Ok(Json(IncidentView::from(&incident))),
+        Err(CommandError::NotFound(_)) => match system.store().get_incident(id).await? {
+            Some(i) if i.status == IncidentStatus::Resolved => Err(ApiError::Conflict(format!(
+                "incident {id} is already resolved"
+            ))),
+            _ => Err(not_found(id)),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Parses an incident id from the path: a positive integer.
+pub fn parse_incident_id(raw: &str) -> Result<IncidentId, ApiError> {
+    match raw.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(IncidentId(n)),
+        _ => Err(ApiError::InvalidParameter(format!(
+            "incident id must be a positive integer, got {raw:?}"
+        ))),
+    }
+}
+
+/// The id and attribution of a command; the actor defaults to `api`.
+pub fn parse_command(
+    raw_id: &str,
+    body: Option<CommandBody>,
+) -> Result<(IncidentId, Attribution), ApiError> {
+    let id = parse_incident_id(raw_id)?;
+    let by = match body.and_then(|b| b.by) {
+        None => DEFAULT_ACTOR.to_string(),
+        Some(by) if by.trim().is_empty() => {
+            return Err(ApiError::InvalidBody("`by` must not be empty".into()))
+        }
+        Some(by) => by.trim().to_string(),
+    };
+    Ok((id, Attribution::new(by, Interface::Api)))
+}
+
+/// Parses `?status=…&limit=…`. Unknown parameters are rejected so a typo
+/// does not silently list everything.
+pub fn parse_list_query(params: &HashMap<String, String>) -> Result<IncidentQuery, ApiError> {
+    let mut query = IncidentQuery {
+        status: None,
+        limit: DEFAULT_LIMIT,
+    };
+    for (name, value) in params {
+        match name.as_str() {
+            "status" => query.status = Some(parse_status_filter(value)?),
+            "limit" => query.limit = parse_limit(value)?,
+            other => {
+                return Err(ApiError::InvalidParameter(format!(
+                    "unknown query parameter `{other}`: expected `status` or `limit`"
+                )))
+            }
+        }
+    }
+    Ok(query)
+}
+
+fn parse_status_filter(value: &str) -> Result<StatusFilter, ApiError> {
+    if value == "open" {
+        return Ok(StatusFilter::Open);
+    }
+    IncidentStatus::parse(value)
+        .map(StatusFilter::Is)
+        .ok_or_else(|| {
+            ApiError::InvalidParameter(format!(
+                "invalid status {value:?}: expected triggered, acknowledged, resolved or open"
+            ))
+        })
+}
+
+fn parse_limit(value: &str) -> Result<u32, ApiError> {
+    match value.parse::<u32>() {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        _ => Err(ApiError::InvalidParameter(format!(
+            "invalid limit {value:?}: expected an integer from 1 to {MAX_LIMIT}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use incident_actors::domain::{Alert, AlertStatus, EscalationPolicy};
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn list_query_defaults_and_filters() {
+        let q = parse_list_query(&params(&[])).unwrap();
+        assert_eq!((q.status, q.limit), (None, DEFAULT_LIMIT));
+        let q = parse_list_query(&params(&[("status", "open"), ("limit", "1000")])).unwrap();
+        assert_eq!((q.status, q.limit), (Some(StatusFilter::Open), 1000));
+        let q = parse_list_query(&params(&[("status", "acknowledged")])).unwrap();
+        assert_eq!(
+            q.status,
+            Some(StatusFilter::Is(IncidentStatus::Acknowledged))
+        );
+    }
+
+    #[test]
+    fn list_query_rejects_bad_values() {
+        for bad in [
+            params(&[("status", "closed")]),
+            params(&[("limit", "0")]),
+            params(&[("limit", "1001")]),
+            params(&[("limit", "ten")]),
+            params(&[("limit", "-1")]),
+            params(&[("state", "open")]),
+        ] {
+            let e = parse_list_query(&bad).unwrap_err();
+            assert_eq!(e.code(), "invalid_parameter", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn incident_ids() {
+        assert_eq!(parse_incident_id("42").unwrap(), IncidentId(42));
+        assert!(parse_incident_id("0").is_err());
+        assert!(parse_incident_id("abc").is_err());
+        assert!(parse_incident_id("-3").is_err());
+    }
+
+    #[test]
+    fn command_attribution() {
+        let (id, by) = parse_command("7", None).unwrap();
+        assert_eq!(
+            (id, by.by.as_str(), by.via),
+            (IncidentId(7), "api", Interface::Api)
+        );
+        let (_, by) = parse_command(
+            "7",
+            Some(CommandBody {
+                by: Some(" alice ".into()),
+            }),
+        )
+        .unwrap();
+        assert_eq!(by.by, "alice");
+        assert!(parse_command(
+            "7",
+            Some(CommandBody {
+                by: Some(" ".into())
+            })
+        )
+        .is_err());
+        assert!(parse_command("x", None).is_err());
+    }
+
+    #[test]
+    fn view_json_shape() {
+        let alert = Alert {
+            labels: [("alertname".to_string(), "A".to_string())].into(),
+            annotations: Labels::new(),
+            status: AlertStatus::Firing,
+            starts_at: Timestamp(0),
+            ends_at: None,
+            source: "native".into(),
+            dedup_key: None,
+        };
+        let policy = EscalationPolicy::default_console();
+        let (mut i, _) = Incident::open(IncidentId(3), alert, &policy, Timestamp(0));
+        i.acknowledge(
+            Attribution::new("alice", Interface::Api),
+            &policy,
+            Timestamp(1000),
+        )
+        .unwrap();
+        let v = serde_json::to_value(IncidentView::from(&i)).unwrap();
+        assert_eq!(v["id"], 3);
+        assert_eq!(v["status"], "acknowledged");
+        assert_eq!(v["acknowledged_by"], "alice");
+        assert_eq!(v["acknowledged_at"], "1970-01-01T00:00:01.000Z");
+        assert_eq!(v["resolved_at"], serde_json::Value::Null);
+        assert_eq!(v["alert_count"], 1);
+        assert_eq!(v["escalation"]["next_at"], serde_json::Value::Null);
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        for k in [
+            "id",
+            "title",
+            "status",
+            "severity",
+            "service",
+            "labels",
+            "fingerprint",
+            "alert_count",
+            "seen_count",
+            "created_at",
+            "updated_at",
+            "last_seen",
+            "acknowledged_at",
+            "acknowledged_by",
+            "resolved_at",
+            "resolved_by",
+            "escalation",
+            "ack_expires_at",
+        ] {
+            assert!(keys.contains(&k.to_string()), "{k}");
+        }
+        assert_eq!(keys.len(), 18);
+    }
+}

@@ -1,0 +1,337 @@
+//! The HTTP API (axum): the router, its shared state and the extractors every
+//! handler uses.
+//!
+//! * [`app`] builds the whole router from an [`AppState`]; the server binds it
+//!   to a socket, tests drive it directly with `tower::ServiceExt::oneshot`.
+//! * [`AppState`] holds the readiness cell (empty until the actor system is
+//!   up: the listener is bound first, so `/healthz` answers while the store
+//!   is still being opened) and the ingest semaphore that bounds in-flight
+//!   alerts (DESIGN.md: mailboxes are unbounded, so back-pressure is here).
+//! * [`Ready`] is the first extractor of every `/v1` handler: it answers
+//!   503 `not_ready` before the body is even read while the system is down.
+//! * [`ApiJson`] / [`OptionalJson`] read JSON bodies with lim's own error
+//!   mapping (415, 413, `invalid_json`, `invalid_body`) instead of axum's
+//!   plain-text rejections.
+//!
+//! Handlers live in [`alerts`], [`incidents`] and [`health`]; errors in [`error`].
+
+pub mod alerts;
+pub mod error;
+pub mod health;
+pub mod incidents;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use incident_actors::System;
+use serde::de::DeserializeOwned;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use error::ApiError;
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 1 << 20;
+/// Default bound on alerts being ingested at once.
+pub const DEFAULT_MAX_IN_FLIGHT_INGEST: usize = 4096;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    system: Arc<OnceLock<System>>,
+    ingest_permits: Arc<Semaphore>,
+    max_in_flight: usize,
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AppState {
+    /// A state that is not ready yet: set the system with [`AppState::set_system`].
+    pub fn new() -> Self {
+        Self::with_max_in_flight(DEFAULT_MAX_IN_FLIGHT_INGEST)
+    }
+
+    /// Like [`AppState::new`] with a different bound on in-flight alerts.
+    pub fn with_max_in_flight(max: usize) -> Self {
+        let max = max.clamp(1, Semaphore::MAX_PERMITS);
+        AppState {
+            system: Arc::new(OnceLock::new()),
+            ingest_permits: Arc::new(Semaphore::new(max)),
+            max_in_flight: max,
+        }
+    }
+
+    /// A state that is ready at once (tests, embedding).
+    pub fn ready(system: System) -> Self {
+        let state = Self::new();
+        let _ = state.set_system(system);
+        state
+    }
+
+    /// Makes the state ready. Fails (giving the system back) if it already was.
+    pub fn set_system(&self, system: System) -> Result<(), System> {
+        self.system.set(system)
+    }
+
+    /// The running system, or `NotReady`: not started yet, or stopped.
+    pub fn system(&self) -> Result<&System, ApiError> {
+        match self.system.get() {
+            Some(system) if system.is_running() => Ok(system),
+            _ => Err(ApiError::NotReady),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.system().is_ok()
+    }
+
+    /// Reserves room for `alerts` alerts (capped at the whole bound, so any
+    /// batch can get in when the server is idle), or `Overloaded`.
+    pub fn try_reserve_ingest(&self, alerts: usize) -> Result<OwnedSemaphorePermit, ApiError> {
+        let n = alerts.clamp(1, self.max_in_flight) as u32;
+        self.ingest_permits
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| ApiError::Overloaded)
+    }
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/v1/alerts", post(alerts::post_alerts))
+        .route("/v1/incidents", get(incidents::list))
+        .route("/v1/incidents/{id}", get(incidents::get))
+        .route(
+            "/v1/incidents/{id}/acknowledge",
+            post(incidents::acknowledge),
+        )
+        .route("/v1/incidents/{id}/resolve", post(incidents::resolve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "request"
+    );
+    response
+}
+
+/// The running system; rejects with 503 `not_ready` otherwise.
+pub struct Ready(pub System);
+
+impl FromRequestParts<AppState> for Ready {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.system().cloned().map(Ready)
+    }
+}
+
+/// A JSON body (required), with lim's error mapping.
+pub struct ApiJson<T>(pub T);
+
+/// A JSON body that may be absent: an empty body is `None`.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json_content_type(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = read_body(req, state).await?;
+        decode_json(&bytes).map(ApiJson)
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = is_json_content_type(req.headers());
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        decode_json(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}
+
+/// Reads the body under the `DefaultBodyLimit`.
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(BODY_LIMIT)
+        } else {
+            ApiError::BodyRead(rejection.body_text())
+        }
+    })
+}
+
+/// `application/json` or `application/<anything>+json`, parameters ignored.
+pub fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", sub)) => sub == "json" || sub.ends_with("+json"),
+        _ => false,
+    }
+}
+
+/// Decodes a JSON body: a syntax error is `invalid_json`; JSON of the wrong
+/// shape is `invalid_body`, its message prefixed with the path of the
+/// offending field (`alerts[2].labels: invalid type …`).
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        json_error(&path, e.into_inner())
+    })?;
+    de.end().map_err(|e| json_error(".", e))?;
+    Ok(value)
+}
+
+/// Maps a serde_json error (found at `path`) to `invalid_json` / `invalid_body`.
+pub fn json_error(path: &str, e: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data => {
+            let full = e.to_string();
+            let position = format!(" at line {} column {}", e.line(), e.column());
+            let message = full.strip_suffix(&position).unwrap_or(&full);
+            if path.is_empty() || path == "." {
+                ApiError::InvalidBody(message.to_string())
+            } else {
+                ApiError::InvalidBody(format!("{path}: {message}"))
+            }
+        }
+        Category::Syntax | Category::Eof | Category::Io => ApiError::InvalidJson(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use serde::Deserialize;
+
+    fn headers(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+        h
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json_content_type(&headers("application/json")));
+        assert!(is_json_content_type(&headers(
+            "Application/JSON; charset=utf-8"
+        )));
+        assert!(is_json_content_type(&headers("application/vnd.lim+json")));
+        assert!(!is_json_content_type(&headers("text/plain")));
+        assert!(!is_json_content_type(&headers("application/jsonp")));
+        assert!(!is_json_content_type(&HeaderMap::new()));
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        by: String,
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Item {
+        n: u32,
+    }
+
+    #[test]
+    fn decode_distinguishes_syntax_from_shape() {
+        let e = decode_json::<Body>(b"{\"by\":").unwrap_err();
+        assert_eq!(e.code(), "invalid_json");
+        let e = decode_json::<Body>(br#"{"by":"a","items":[]} x"#).unwrap_err();
+        assert_eq!(e.code(), "invalid_json");
+        let e = decode_json::<Body>(b"{\"items\":[]}").unwrap_err();
+        assert_eq!(e.code(), "invalid_body");
+        assert_eq!(e.to_string(), "missing field `by`");
+        let e = decode_json::<Body>(br#"{"by":"a","items":[{"n":1},{"n":"x"}]}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "items[1].n: invalid type: string \"x\", expected u32"
+        );
+        assert!(decode_json::<Body>(br#"{"by":"a","items":[]}"#).is_ok());
+    }
+
+    #[test]
+    fn ingest_reservation_is_bounded() {
+        let state = AppState::with_max_in_flight(3);
+        let a = state.try_reserve_ingest(2).unwrap();
+        assert!(matches!(
+            state.try_reserve_ingest(2),
+            Err(ApiError::Overloaded)
+        ));
+        drop(a);
+        // A batch larger than the bound still gets in when idle.
+        let b = state.try_reserve_ingest(10).unwrap();
+        assert!(state.try_reserve_ingest(1).is_err());
+        drop(b);
+        assert!(state.try_reserve_ingest(1).is_ok());
+    }
+
+    #[test]
+    fn not_ready_until_a_system_is_set() {
+        let state = AppState::new();
+        assert!(!state.is_ready());
+        assert!(matches!(state.system(), Err(ApiError::NotReady)));
+    }
+}
