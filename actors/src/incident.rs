@@ -284,7 +284,11 @@ impl Actor for IncidentActor {
                 let fingerprint = alert.fingerprint();
                 let (next, action, change) = match &state.incident {
                     None => {
-                        let (i, c) = Incident::open(state.id, alert, &state.ctx.config.policy, now);
+                        let policy = &state.ctx.config.policy;
+                        let (mut i, mut c) = Incident::open(state.id, alert, policy, now);
+                        // The first step is due at once: fire it in the
+                        // creation's commit rather than in a second one.
+                        c.merge(i.fire_escalation(policy, now));
                         (i, IngestAction::Created, c)
                     }
                     Some(current) => {

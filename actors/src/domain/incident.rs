@@ -188,6 +188,13 @@ pub struct Change {
 }
 
 impl Change {
+    /// Appends a later change made to the same incident.
+    pub fn merge(&mut self, later: Change) {
+        self.events.extend(later.events);
+        self.alerts.extend(later.alerts);
+        self.fired.extend(later.fired);
+    }
+
     /// A change with nothing to persist: no new row, no new snapshot.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty() && self.alerts.is_empty() && self.fired.is_empty()
