@@ -13,6 +13,7 @@
 //! and aborted in `post_stop`. A timer that fires checks its generation, so
 //! a timer replaced by a later one is ignored.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::domain::{Change, Fingerprint, Incident, IncidentId, IncidentStatus, IngestAction};
 use crate::messages::{
-    CommandError, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, NotifierMsg,
+    CommandError, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, NotifierMsg, Page,
     PersistenceMsg, RouterMsg, TimerKind,
 };
 use crate::ports::{IncidentWrite, Notification, StoreError, Touch, WriteBatch};
@@ -53,6 +54,14 @@ struct ArmedTimer {
     handle: TimerHandle,
 }
 
+/// A replaced or dropped timer is cancelled. The state is dropped even when
+/// the actor is killed (no `post_stop`), so this also covers a killed actor.
+impl Drop for ArmedTimer {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
 pub struct IncidentState {
     id: IncidentId,
     key: Fingerprint,
@@ -63,6 +72,8 @@ pub struct IncidentState {
     escalation_timer: Option<ArmedTimer>,
     ack_timer: Option<ArmedTimer>,
     generation: u64,
+    /// Cleared when an acknowledge or resolve commits; travels with each page.
+    paging: Arc<AtomicBool>,
     ctx: Arc<CoreContext>,
 }
 
@@ -156,11 +167,11 @@ async fn commit(ctx: &CoreContext, incident: &Incident, change: &Change) -> Resu
         }],
         touches: Vec::new(),
     };
+    // No timeout here, on purpose: a write given up on would still commit
+    // later, and memory would no longer match the store. The HTTP caller has
+    // its own timeout (503, which never claims "not committed").
     match persistence
-        .call(
-            |reply| PersistenceMsg::Write { batch, reply },
-            Some(ctx.config.call_timeout),
-        )
+        .call(|reply| PersistenceMsg::Write { batch, reply }, None)
         .await
     {
         Ok(CallResult::Success(r)) => r,
@@ -185,7 +196,15 @@ async fn commit_and_apply(
     }
     next.bump_version();
     commit(&state.ctx, &next, &change).await?;
-    notify(&state.ctx, &next, &change);
+    if next.status == IncidentStatus::Triggered {
+        if !state.paging.load(Ordering::Acquire) {
+            // Re-triggered: pages queued before the acknowledge stay dropped.
+            state.paging = Arc::new(AtomicBool::new(true));
+        }
+    } else {
+        state.paging.store(false, Ordering::Release);
+    }
+    notify(&state.ctx, &next, &change, &state.paging);
     let resolved = next.status == IncidentStatus::Resolved;
     state.incident = Some(next);
     state.rearm(myself);
@@ -195,7 +214,7 @@ async fn commit_and_apply(
     Ok(())
 }
 
-fn notify(ctx: &CoreContext, incident: &Incident, change: &Change) {
+fn notify(ctx: &CoreContext, incident: &Incident, change: &Change, paging: &Arc<AtomicBool>) {
     if change.fired.is_empty() {
         return;
     }
@@ -208,7 +227,7 @@ fn notify(ctx: &CoreContext, incident: &Incident, change: &Change) {
     };
     for fired in &change.fired {
         for target in &fired.targets {
-            let _ = pool.cast(NotifierMsg::Deliver(Notification {
+            let notification = Notification {
                 incident_id: incident.id,
                 title: incident.title.clone(),
                 status: incident.status,
@@ -219,6 +238,10 @@ fn notify(ctx: &CoreContext, incident: &Incident, change: &Change) {
                 repeat: fired.repeat,
                 target: target.clone(),
                 at: ctx.clock.now(),
+            };
+            let _ = pool.cast(NotifierMsg::Deliver(Page {
+                notification,
+                still_wanted: paging.clone(),
             }));
         }
     }
@@ -242,6 +265,7 @@ impl Actor for IncidentActor {
             escalation_timer: None,
             ack_timer: None,
             generation: 0,
+            paging: Arc::new(AtomicBool::new(true)),
             ctx: args.ctx,
         })
     }

@@ -4,14 +4,14 @@
 //! It enforces the same invariant as the SQL schema (one open incident per
 //! fingerprint) and can be told to fail, so tests can exercise the error paths.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use crate::codec::{decode_incident, encode_incident};
-use crate::domain::{Incident, IncidentId, TimelineEvent};
+use crate::domain::{Fingerprint, Incident, IncidentId, TimelineEvent};
 use crate::ports::{IncidentQuery, StatusFilter, Store, StoreError, StoredAlert, WriteBatch};
 
 #[derive(Default)]
@@ -21,6 +21,9 @@ struct Tables {
     touches: BTreeMap<IncidentId, (i64, u64)>,
     events: BTreeMap<IncidentId, Vec<TimelineEvent>>,
     alerts: BTreeMap<IncidentId, Vec<StoredAlert>>,
+    /// Open incidents by fingerprint and back: the invariant's index.
+    open_by_fp: HashMap<Fingerprint, IncidentId>,
+    open_fp_of: HashMap<IncidentId, Fingerprint>,
 }
 
 #[derive(Default)]
@@ -68,24 +71,46 @@ impl Store for MemoryStore {
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         self.check()?;
         let mut t = self.tables.lock().expect("memory store lock");
-        // Check the invariant for the whole batch before writing anything.
-        let mut open: BTreeMap<_, IncidentId> = BTreeMap::new();
-        for (id, bytes) in &t.incidents {
-            let i = Self::decode(&t, *id, bytes)?;
-            if i.status.is_open() {
-                open.insert(i.fingerprint, *id);
-            }
-        }
+        // Check the invariant for the whole batch before writing anything,
+        // on an overlay of the open-fingerprint index (O(batch), not O(store)).
+        let mut owner: HashMap<Fingerprint, Option<IncidentId>> = HashMap::new();
+        let mut fp_of: HashMap<IncidentId, Option<Fingerprint>> = HashMap::new();
         for w in &batch.incidents {
-            open.retain(|_, id| *id != w.incident.id);
+            let id = w.incident.id;
+            let previous = match fp_of.get(&id) {
+                Some(fp) => *fp,
+                None => t.open_fp_of.get(&id).copied(),
+            };
+            if let Some(fp) = previous {
+                owner.insert(fp, None);
+                fp_of.insert(id, None);
+            }
             if w.incident.status.is_open() {
-                if let Some(other) = open.insert(w.incident.fingerprint, w.incident.id) {
+                let fp = w.incident.fingerprint;
+                let holder = match owner.get(&fp) {
+                    Some(h) => *h,
+                    None => t.open_by_fp.get(&fp).copied(),
+                };
+                if let Some(other) = holder.filter(|other| *other != id) {
                     return Err(StoreError::Rejected(format!(
-                        "fingerprint {} already has open incident {other}",
-                        w.incident.fingerprint
+                        "fingerprint {fp} already has open incident {other}"
                     )));
                 }
+                owner.insert(fp, Some(id));
+                fp_of.insert(id, Some(fp));
             }
+        }
+        for (fp, holder) in owner {
+            match holder {
+                Some(id) => t.open_by_fp.insert(fp, id),
+                None => t.open_by_fp.remove(&fp),
+            };
+        }
+        for (id, fp) in fp_of {
+            match fp {
+                Some(fp) => t.open_fp_of.insert(id, fp),
+                None => t.open_fp_of.remove(&id),
+            };
         }
         for w in &batch.incidents {
             let bytes = encode_incident(&w.incident).map_err(|source| StoreError::Corrupt {

@@ -4,6 +4,9 @@
 //! actor forwards it (router → incident → caller), so nobody in the middle
 //! waits.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use ractor::{ActorRef, RpcReplyPort};
 use serde::Serialize;
 
@@ -108,8 +111,27 @@ pub enum PersistenceMsg {
     Touch(Touch),
     /// Commit whatever is pending now.
     Flush,
+    /// Commit everything queued before this message, then answer. The
+    /// router sends it before rehydrating, so writes of incident actors that
+    /// were killed with the previous router are in the store before it reads.
+    Sync(RpcReplyPort<Result<(), StoreError>>),
+}
+
+/// A notification on its way to a channel, with the incident's "still
+/// paging" flag: the incident clears it when an acknowledge or resolve is
+/// committed, so pages still queued behind a slow channel are dropped
+/// instead of paging someone about an incident already handled.
+pub struct Page {
+    pub notification: Notification,
+    pub still_wanted: Arc<AtomicBool>,
+}
+
+impl Page {
+    pub fn is_wanted(&self) -> bool {
+        self.still_wanted.load(Ordering::Acquire)
+    }
 }
 
 pub enum NotifierMsg {
-    Deliver(Notification),
+    Deliver(Page),
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::domain::{RestartIntensity, Target};
-use crate::messages::NotifierMsg;
-use crate::ports::{Channel, Notification};
+use crate::messages::{NotifierMsg, Page};
+use crate::ports::Channel;
 use crate::system::CoreContext;
 
 /// Attempts per notification and the first backoff (doubled each retry).
@@ -31,14 +31,14 @@ pub struct NotifierArgs {
 pub struct NotifierState {
     ctx: Arc<CoreContext>,
     channels: HashMap<String, Arc<dyn Channel>>,
-    workers: HashMap<String, ActorRef<Notification>>,
+    workers: HashMap<String, ActorRef<Page>>,
     restarts: HashMap<String, RestartIntensity>,
 }
 
 async fn spawn_worker(
     pool: &ActorRef<NotifierMsg>,
     channel: Arc<dyn Channel>,
-) -> Result<ActorRef<Notification>, ActorProcessingErr> {
+) -> Result<ActorRef<Page>, ActorProcessingErr> {
     let (worker, _) = Actor::spawn_linked(None, ChannelWorker, channel, pool.get_cell()).await?;
     Ok(worker)
 }
@@ -74,16 +74,17 @@ impl Actor for NotifierPool {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let NotifierMsg::Deliver(n) = msg;
-        let Target::Channel(name) = n.target.clone();
+        let NotifierMsg::Deliver(page) = msg;
+        let Target::Channel(name) = page.notification.target.clone();
+        let incident_id = page.notification.incident_id.0;
         match state.workers.get(&name) {
             Some(worker) => {
-                if let Err(e) = worker.cast(n) {
+                if let Err(e) = worker.cast(page) {
                     tracing::error!(channel = %name, error = %e, "channel worker unavailable; notification dropped");
                 }
             }
             None => {
-                tracing::error!(channel = %name, incident_id = n.incident_id.0, "no such channel; notification dropped")
+                tracing::error!(channel = %name, incident_id, "no such channel; notification dropped")
             }
         }
         Ok(())
@@ -133,7 +134,7 @@ impl Actor for NotifierPool {
 pub struct ChannelWorker;
 
 impl Actor for ChannelWorker {
-    type Msg = Notification;
+    type Msg = Page;
     type State = Arc<dyn Channel>;
     type Arguments = Arc<dyn Channel>;
 
@@ -148,12 +149,21 @@ impl Actor for ChannelWorker {
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
-        n: Notification,
+        page: Page,
         channel: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let n = &page.notification;
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=MAX_ATTEMPTS {
-            match channel.deliver(&n).await {
+            if !page.is_wanted() {
+                tracing::info!(
+                    channel = channel.name(),
+                    incident_id = n.incident_id.0,
+                    "page dropped: the incident was acknowledged or resolved meanwhile"
+                );
+                return Ok(());
+            }
+            match channel.deliver(n).await {
                 Ok(()) => return Ok(()),
                 Err(e) if attempt < MAX_ATTEMPTS => {
                     tracing::warn!(channel = channel.name(), incident_id = n.incident_id.0, attempt, error = %e, "delivery failed; retrying");

@@ -25,15 +25,22 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::domain::IncidentId;
 use crate::messages::PersistenceMsg;
-use crate::ports::{Store, StoreError, Touch, WriteBatch};
+use crate::ports::{IncidentWrite, Store, StoreError, Touch, WriteBatch};
 use crate::system::CoreContext;
 
 pub struct PersistenceActor;
 
+/// One caller's writes and where its answer goes.
+struct PendingWrite {
+    writes: Vec<IncidentWrite>,
+    reply: RpcReplyPort<Result<(), StoreError>>,
+}
+
 pub struct PersistenceState {
     ctx: Arc<CoreContext>,
-    pending: WriteBatch,
-    waiters: Vec<RpcReplyPort<Result<(), StoreError>>>,
+    pending: Vec<PendingWrite>,
+    /// Incident writes in `pending` (the batch size).
+    pending_writes: usize,
     touches: HashMap<IncidentId, Touch>,
     flush_queued: bool,
     touch_timer: Option<TimerHandle>,
@@ -63,17 +70,22 @@ fn failure_for_waiter(e: &StoreError) -> StoreError {
 }
 
 impl PersistenceState {
-    async fn flush(&mut self, store: &dyn Store) {
+    /// Commits everything pending in one transaction and answers its callers.
+    async fn flush(&mut self, store: &dyn Store) -> Result<(), StoreError> {
         self.flush_queued = false;
-        if let Some(t) = self.touch_timer.take() {
-            t.abort();
-        }
-        let mut batch = std::mem::take(&mut self.pending);
+        self.touch_timer = None;
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_writes = 0;
         let touches: Vec<Touch> = self.touches.drain().map(|(_, t)| t).collect();
-        batch.touches = touches;
-        let waiters = std::mem::take(&mut self.waiters);
-        if batch.is_empty() {
-            return;
+        if pending.is_empty() && touches.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch {
+            incidents: Vec::with_capacity(pending.iter().map(|p| p.writes.len()).sum()),
+            touches,
+        };
+        for p in &pending {
+            batch.incidents.extend(p.writes.iter().cloned());
         }
         let size = batch.incidents.len();
         let result = store.commit(&batch).await;
@@ -81,6 +93,28 @@ impl PersistenceState {
             Ok(()) => {
                 self.last_batch = size;
                 self.commits += 1;
+                for p in pending {
+                    let _ = p.reply.send(Ok(()));
+                }
+            }
+            Err(StoreError::Rejected(why)) if pending.len() > 1 => {
+                // One caller's write broke an invariant: don't fail everybody
+                // with it. Commit each caller's writes on their own.
+                tracing::warn!(error = %why, writes = size, "group commit rejected; committing its writes one by one");
+                for t in batch.touches {
+                    merge_touch(&mut self.touches, t);
+                }
+                for p in pending {
+                    let one = WriteBatch {
+                        incidents: p.writes,
+                        touches: Vec::new(),
+                    };
+                    let r = store.commit(&one).await;
+                    if r.is_ok() {
+                        self.commits += 1;
+                    }
+                    let _ = p.reply.send(r);
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, writes = size, "group commit failed");
@@ -88,14 +122,12 @@ impl PersistenceState {
                 for t in batch.touches {
                     merge_touch(&mut self.touches, t);
                 }
+                for p in pending {
+                    let _ = p.reply.send(Err(failure_for_waiter(e)));
+                }
             }
         }
-        for w in waiters {
-            let _ = w.send(match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(failure_for_waiter(e)),
-            });
-        }
+        result
     }
 }
 
@@ -111,8 +143,8 @@ impl Actor for PersistenceActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(PersistenceState {
             ctx,
-            pending: WriteBatch::default(),
-            waiters: Vec::new(),
+            pending: Vec::new(),
+            pending_writes: 0,
             touches: HashMap::new(),
             flush_queued: false,
             touch_timer: None,
@@ -131,7 +163,7 @@ impl Actor for PersistenceActor {
         }
         // Write what is pending rather than drop it: a clean stop loses nothing.
         let store = state.ctx.store.clone();
-        state.flush(store.as_ref()).await;
+        let _ = state.flush(store.as_ref()).await;
         Ok(())
     }
 
@@ -143,14 +175,17 @@ impl Actor for PersistenceActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             PersistenceMsg::Write { batch, reply } => {
-                state.pending.incidents.extend(batch.incidents);
                 for t in batch.touches {
                     merge_touch(&mut state.touches, t);
                 }
-                state.waiters.push(reply);
-                if state.pending.incidents.len() >= state.ctx.config.max_batch {
+                state.pending_writes += batch.incidents.len();
+                state.pending.push(PendingWrite {
+                    writes: batch.incidents,
+                    reply,
+                });
+                if state.pending_writes >= state.ctx.config.max_batch {
                     let store = state.ctx.store.clone();
-                    state.flush(store.as_ref()).await;
+                    let _ = state.flush(store.as_ref()).await;
                 } else if !state.flush_queued {
                     state.flush_queued = true;
                     myself.cast(PersistenceMsg::Flush)?;
@@ -165,7 +200,11 @@ impl Actor for PersistenceActor {
             }
             PersistenceMsg::Flush => {
                 let store = state.ctx.store.clone();
-                state.flush(store.as_ref()).await;
+                let _ = state.flush(store.as_ref()).await;
+            }
+            PersistenceMsg::Sync(reply) => {
+                let store = state.ctx.store.clone();
+                let _ = reply.send(state.flush(store.as_ref()).await);
             }
         }
         Ok(())

@@ -21,8 +21,10 @@ use crate::domain::{
     AlertStatus, Fingerprint, Incident, IncidentId, IngestAction, RestartIntensity, TransitionError,
 };
 use crate::incident::{IncidentActor, IncidentArgs};
-use crate::messages::{CommandError, IncidentMsg, IngestError, IngestOutcome, RouterMsg};
-use crate::system::CoreContext;
+use crate::messages::{
+    CommandError, IncidentMsg, IngestError, IngestOutcome, PersistenceMsg, RouterMsg,
+};
+use crate::system::{CoreContext, Names};
 
 pub struct RouterActor;
 
@@ -90,6 +92,14 @@ impl Actor for RouterActor {
         myself: ActorRef<Self::Msg>,
         ctx: Arc<CoreContext>,
     ) -> Result<Self::State, ActorProcessingErr> {
+        // Writes queued by incident actors of a previous router (killed with
+        // it) must be in the store before it is read.
+        if let Some(persistence) = Names::lookup::<PersistenceMsg>(&ctx.names.persistence()) {
+            match persistence.call(PersistenceMsg::Sync, None).await? {
+                ractor::rpc::CallResult::Success(r) => r?,
+                _ => return Err("the persistence actor stopped during rehydration".into()),
+            }
+        }
         let open = ctx.store.load_open_incidents().await?;
         let max_id = ctx.store.max_incident_id().await?;
         let mut state = RouterState {
@@ -123,20 +133,20 @@ impl Actor for RouterActor {
         match msg {
             RouterMsg::Ingest { alert, reply } => {
                 let key = alert.incident_key();
-                let mut msg = IncidentMsg::Ingest { alert, reply };
+                let msg = IncidentMsg::Ingest { alert, reply };
                 if let Some(entry) = state.by_key.get(&key) {
-                    match entry.actor.cast(msg) {
-                        Ok(()) => return Ok(()),
-                        Err(e) => {
-                            // The actor is gone (stopping): take the message back, reopen.
-                            let id = entry.id;
-                            state.remove(id, key);
-                            msg = match e {
-                                ractor::MessagingErr::SendErr(m) => m,
-                                _ => return Ok(()),
-                            };
-                        }
+                    // A retired incident leaves the index before it stops, so
+                    // a failed send means the actor failed: its restart from
+                    // the snapshot is on its way; the sender should retry.
+                    if let Err(ractor::MessagingErr::SendErr(IncidentMsg::Ingest {
+                        reply, ..
+                    })) = entry.actor.cast(msg)
+                    {
+                        let _ = reply.send(Err(IngestError::Unavailable(
+                            "the incident is restarting".into(),
+                        )));
                     }
+                    return Ok(());
                 }
                 let IncidentMsg::Ingest { alert, reply } = msg else {
                     return Ok(());

@@ -154,3 +154,52 @@ async fn ack_timeout_retriggers_on_the_incidents_own_timer() {
     assert_eq!(live.status, IncidentStatus::Triggered);
     h.system.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn pages_queued_behind_a_slow_channel_are_dropped_after_an_acknowledge() {
+    let slow = RecordingChannel {
+        latency: Duration::from_secs(60),
+        ..RecordingChannel::default()
+    };
+    let h = start_with_channel(
+        SystemConfig::default(),
+        std::sync::Arc::new(incident_actors::memory_store::MemoryStore::new()),
+        TestClock::new(),
+        slow,
+    )
+    .await;
+    let a = h
+        .system
+        .ingest(alert("A", AlertStatus::Firing))
+        .await
+        .unwrap();
+    let b = h
+        .system
+        .ingest(alert("B", AlertStatus::Firing))
+        .await
+        .unwrap();
+    settle().await;
+    // A's page is being delivered (a minute); B's waits behind it. Acknowledge B meanwhile.
+    h.system
+        .acknowledge(
+            b.incident_id.unwrap(),
+            Attribution::new("alice", Interface::Api),
+        )
+        .await
+        .unwrap();
+    advance_minutes(3).await;
+    let paged: Vec<_> = h
+        .channel
+        .delivered
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n.incident_id)
+        .collect();
+    assert_eq!(
+        paged,
+        vec![a.incident_id.unwrap()],
+        "B was acknowledged before its page went out"
+    );
+    h.system.shutdown().await;
+}

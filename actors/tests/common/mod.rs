@@ -54,7 +54,8 @@ impl Clock for TestClock {
 #[derive(Default)]
 pub struct RecordingChannel {
     pub delivered: Mutex<Vec<(Timestamp, Notification)>>,
-    pub clock: Mutex<Option<Arc<TestClock>>>,
+    /// How long each delivery takes (a slow channel), on tokio's clock.
+    pub latency: Duration,
 }
 
 impl RecordingChannel {
@@ -78,6 +79,9 @@ impl Channel for RecordingChannel {
         "console"
     }
     async fn deliver(&self, n: &Notification) -> Result<(), ChannelError> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
         self.delivered.lock().unwrap().push((n.at, n.clone()));
         Ok(())
     }
@@ -99,7 +103,16 @@ pub async fn start_on(
     store: Arc<MemoryStore>,
     clock: Arc<TestClock>,
 ) -> Harness {
-    let channel = Arc::new(RecordingChannel::default());
+    start_with_channel(config, store, clock, RecordingChannel::default()).await
+}
+
+pub async fn start_with_channel(
+    config: SystemConfig,
+    store: Arc<MemoryStore>,
+    clock: Arc<TestClock>,
+    channel: RecordingChannel,
+) -> Harness {
+    let channel = Arc::new(channel);
     let system = spawn_system(
         config,
         SystemDeps {
