@@ -73,7 +73,9 @@ impl PersistenceState {
     /// Commits everything pending in one transaction and answers its callers.
     async fn flush(&mut self, store: &dyn Store) -> Result<(), StoreError> {
         self.flush_queued = false;
-        self.touch_timer = None;
+        if let Some(t) = self.touch_timer.take() {
+            t.abort();
+        }
         let pending = std::mem::take(&mut self.pending);
         self.pending_writes = 0;
         let touches: Vec<Touch> = self.touches.drain().map(|(_, t)| t).collect();
