@@ -38,6 +38,7 @@ fn alert(i: u64) -> Alert {
         ends_at: None,
         source: "native".into(),
         dedup_key: None,
+        extra: None,
     }
 }
 

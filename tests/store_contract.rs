@@ -86,6 +86,7 @@ fn alert(name: &str, status: AlertStatus) -> Alert {
         ends_at: None,
         source: "native".into(),
         dedup_key: None,
+        extra: None,
     }
 }
 
@@ -359,6 +360,7 @@ async fn touches_raise_last_seen_and_count(f: Fixture) {
         id: IncidentId(1),
         last_seen: Timestamp(last_seen),
         seen_count,
+        snapshot: None,
     };
     store
         .commit(&touches(vec![touch(T0 + 100, 5), touch(T0 + 50, 9)]))
@@ -404,6 +406,7 @@ async fn touches_raise_last_seen_and_count(f: Fixture) {
                 id: IncidentId(2),
                 last_seen: Timestamp(T0 + 600),
                 seen_count: 4,
+                snapshot: None,
             },
         ],
     };
@@ -411,6 +414,51 @@ async fn touches_raise_last_seen_and_count(f: Fixture) {
     assert_eq!(get(&store, 1).await.unwrap(), incident);
     let two = get(&store, 2).await.unwrap();
     assert_eq!((two.last_seen, two.seen_count), (Timestamp(T0 + 600), 4));
+}
+
+/// A touch may carry a refreshed snapshot (an alert's `ends_at` moved by a
+/// re-send); it replaces the stored one only if taken from that same
+/// version, never a newer committed change.
+async fn touch_snapshot_replaces_only_its_own_version(f: Fixture) {
+    let store = f.store;
+    let (mut incident, w) = open(1, "Refreshed", T0);
+    commit(&store, vec![w]).await;
+
+    let mut refreshed = incident.clone();
+    let entry = refreshed.alerts.values_mut().next().unwrap();
+    entry.alert.ends_at = Some(Timestamp(T0 + 240_000));
+    refreshed.seen_count += 1;
+    let touch = |snapshot: &Incident| Touch {
+        id: IncidentId(1),
+        last_seen: Timestamp(T0 + 60_000),
+        seen_count: snapshot.seen_count,
+        snapshot: Some(Box::new(snapshot.clone())),
+    };
+    store
+        .commit(&touches(vec![touch(&refreshed)]))
+        .await
+        .expect("touch");
+    let got = get(&store, 1).await.unwrap();
+    assert_eq!(
+        got.alerts.values().next().unwrap().alert.ends_at,
+        Some(Timestamp(T0 + 240_000)),
+        "the refreshed snapshot was written"
+    );
+
+    // A committed change (version + 1), then a stale touch of the old version.
+    let ack = acknowledge(&mut incident, T0 + 70_000);
+    commit(&store, vec![ack]).await;
+    store
+        .commit(&touches(vec![touch(&refreshed)]))
+        .await
+        .expect("stale touch");
+    let got = get(&store, 1).await.unwrap();
+    assert_eq!(
+        got.status,
+        IncidentStatus::Acknowledged,
+        "a stale snapshot never overwrites"
+    );
+    assert_eq!(got.version, incident.version);
 }
 
 async fn duplicate_open_fingerprint_rolls_back_the_batch(f: Fixture) {
@@ -431,6 +479,7 @@ async fn duplicate_open_fingerprint_rolls_back_the_batch(f: Fixture) {
             id: IncidentId(1),
             last_seen: Timestamp(T0 + 9_000),
             seen_count: 42,
+            snapshot: None,
         }],
     };
     match store.commit(&bad).await {
@@ -511,6 +560,7 @@ async fn large_batch(f: Fixture) {
             id: IncidentId(id),
             last_seen: Timestamp(T0 + 10_000),
             seen_count: 2,
+            snapshot: None,
         })
         .collect();
     store
@@ -549,6 +599,7 @@ async fn survives_reopen(f: Fixture) {
             id: IncidentId(1),
             last_seen: Timestamp(T0 + 77),
             seen_count: 3,
+            snapshot: None,
         }]))
         .await
         .unwrap();
@@ -597,6 +648,7 @@ contract! {
         list_filters,
         open_incidents_and_max_id,
         touches_raise_last_seen_and_count,
+        touch_snapshot_replaces_only_its_own_version,
         duplicate_open_fingerprint_rolls_back_the_batch,
         resolved_incident_frees_its_fingerprint,
         large_batch,

@@ -50,6 +50,7 @@ mod tests {
             ends_at: Some(Timestamp(1_700_000_300_000)),
             source: "native".into(),
             dedup_key: None,
+            extra: None,
         };
         let policy = EscalationPolicy::default_console();
         let (mut i, _) =

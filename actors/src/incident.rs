@@ -24,7 +24,9 @@ type TimerHandle = JoinHandle<Result<(), ractor::MessagingErr<IncidentMsg>>>;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::domain::{Change, Fingerprint, Incident, IncidentId, IncidentStatus, IngestAction};
+use crate::domain::{
+    Change, Deadlines, Fingerprint, Incident, IncidentId, IncidentStatus, IngestAction,
+};
 use crate::messages::{
     CommandError, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, NotifierMsg, Page,
     PersistenceMsg, RouterMsg, TimerKind,
@@ -69,22 +71,48 @@ pub struct IncidentState {
     /// Resolved (or never created): the router was told; alerts that still
     /// arrive are sent back to the router to open a new incident.
     closing: bool,
-    escalation_timer: Option<ArmedTimer>,
-    ack_timer: Option<ArmedTimer>,
+    /// One slot per `TimerKind`, indexed by `TimerKind::index`.
+    timers: [Option<ArmedTimer>; 3],
     generation: u64,
     /// Cleared when an acknowledge or resolve commits; travels with each page.
     paging: Arc<AtomicBool>,
     ctx: Arc<CoreContext>,
 }
 
+fn wanted(deadlines: &Deadlines, kind: TimerKind) -> Option<Timestamp> {
+    match kind {
+        TimerKind::Escalation => deadlines.escalation,
+        TimerKind::AckExpiry => deadlines.ack_expiry,
+        TimerKind::AlertExpiry => deadlines.alert_expiry,
+    }
+}
+
 impl IncidentState {
     fn abort_timers(&mut self) {
-        for t in [self.escalation_timer.take(), self.ack_timer.take()]
-            .into_iter()
-            .flatten()
-        {
+        for t in self.timers.iter_mut().filter_map(Option::take) {
             t.handle.abort();
         }
+    }
+
+    fn arm(
+        &mut self,
+        myself: &ActorRef<IncidentMsg>,
+        kind: TimerKind,
+        deadline: Timestamp,
+        now: Timestamp,
+    ) {
+        self.generation += 1;
+        let generation = self.generation;
+        let handle = myself.send_after(deadline.remaining_from(now), move || IncidentMsg::Timer {
+            kind,
+            generation,
+        });
+        // Replacing the slot drops (aborts) the previous timer.
+        self.timers[kind.index()] = Some(ArmedTimer {
+            deadline,
+            generation,
+            handle,
+        });
     }
 
     /// Makes the armed timers match the incident's deadlines.
@@ -95,49 +123,24 @@ impl IncidentState {
             .map(|i| i.deadlines())
             .unwrap_or_default();
         let now = self.ctx.clock.now();
-        for (kind, wanted) in [
-            (TimerKind::Escalation, deadlines.escalation),
-            (TimerKind::AckExpiry, deadlines.ack_expiry),
-        ] {
-            let slot = match kind {
-                TimerKind::Escalation => &mut self.escalation_timer,
-                TimerKind::AckExpiry => &mut self.ack_timer,
-            };
-            if slot.as_ref().map(|t| t.deadline) == wanted {
-                continue;
-            }
-            if let Some(old) = slot.take() {
-                old.handle.abort();
-            }
-            if let Some(deadline) = wanted {
-                self.generation += 1;
-                let generation = self.generation;
-                let handle = myself.send_after(deadline.remaining_from(now), move || {
-                    IncidentMsg::Timer { kind, generation }
-                });
-                *slot = Some(ArmedTimer {
-                    deadline,
-                    generation,
-                    handle,
-                });
+        for kind in TimerKind::ALL {
+            let armed = self.timers[kind.index()].as_ref().map(|t| t.deadline);
+            match (armed, wanted(&deadlines, kind)) {
+                (a, w) if a == w => {}
+                // Alert expiry moves later on every Prometheus re-send: keep
+                // the earlier timer; when it fires it finds nothing expired
+                // and arms the new deadline. One timer per window, not per re-send.
+                (Some(a), Some(w)) if kind == TimerKind::AlertExpiry && a < w => {}
+                (_, Some(w)) => self.arm(myself, kind, w, now),
+                (_, None) => self.timers[kind.index()] = None,
             }
         }
     }
 
     fn timer_is_current(&self, kind: TimerKind, generation: u64) -> bool {
-        let slot = match kind {
-            TimerKind::Escalation => &self.escalation_timer,
-            TimerKind::AckExpiry => &self.ack_timer,
-        };
-        slot.as_ref().is_some_and(|t| t.generation == generation)
-    }
-
-    /// Forgets the timer of `kind` that just fired (its handle is done).
-    fn clear_fired(&mut self, kind: TimerKind) {
-        match kind {
-            TimerKind::Escalation => self.escalation_timer = None,
-            TimerKind::AckExpiry => self.ack_timer = None,
-        }
+        self.timers[kind.index()]
+            .as_ref()
+            .is_some_and(|t| t.generation == generation)
     }
 
     /// Tells the router this incident is done; it answers with `Retire`.
@@ -214,6 +217,25 @@ async fn commit_and_apply(
     Ok(())
 }
 
+/// Records a repeat with the persistence actor (no answer awaited). When
+/// the repeat moved an alert's expiry, the refreshed snapshot goes along, so
+/// a restart does not expire an alert that is still being re-sent.
+fn touch(state: &IncidentState, expiry_before: Option<Timestamp>) {
+    let (Some(i), Some(p)) = (
+        &state.incident,
+        Names::lookup::<PersistenceMsg>(&state.ctx.names.persistence()),
+    ) else {
+        return;
+    };
+    let moved = i.deadlines().alert_expiry != expiry_before;
+    let _ = p.cast(PersistenceMsg::Touch(Touch {
+        id: i.id,
+        last_seen: i.last_seen,
+        seen_count: i.seen_count,
+        snapshot: moved.then(|| Box::new(i.clone())),
+    }));
+}
+
 fn notify(ctx: &CoreContext, incident: &Incident, change: &Change, paging: &Arc<AtomicBool>) {
     if change.fired.is_empty() {
         return;
@@ -262,8 +284,7 @@ impl Actor for IncidentActor {
             key: args.key,
             incident: args.incident,
             closing: false,
-            escalation_timer: None,
-            ack_timer: None,
+            timers: [None, None, None],
             generation: 0,
             paging: Arc::new(AtomicBool::new(true)),
             ctx: args.ctx,
@@ -328,18 +349,14 @@ impl Actor for IncidentActor {
                     }
                 };
                 let repeat = change.is_empty();
+                let expiry_before = state
+                    .incident
+                    .as_ref()
+                    .and_then(|i| i.deadlines().alert_expiry);
                 let result = commit_and_apply(&myself, state, next, change).await;
                 if repeat {
-                    if let (Some(i), Some(p)) = (
-                        &state.incident,
-                        Names::lookup::<PersistenceMsg>(&state.ctx.names.persistence()),
-                    ) {
-                        let _ = p.cast(PersistenceMsg::Touch(Touch {
-                            id: i.id,
-                            last_seen: i.last_seen,
-                            seen_count: i.seen_count,
-                        }));
-                    }
+                    state.rearm(&myself);
+                    touch(state, expiry_before);
                 }
                 let created_failed = result.is_err() && state.incident.is_none();
                 let _ = reply.send(
@@ -387,7 +404,8 @@ impl Actor for IncidentActor {
                 if !state.timer_is_current(kind, generation) {
                     return Ok(());
                 }
-                state.clear_fired(kind);
+                // Forget the timer that just fired (its task is done).
+                state.timers[kind.index()] = None;
                 let Some(current) = &state.incident else {
                     return Ok(());
                 };
@@ -396,23 +414,12 @@ impl Actor for IncidentActor {
                 let change = match kind {
                     TimerKind::Escalation => next.fire_escalation(&state.ctx.config.policy, now),
                     TimerKind::AckExpiry => next.expire_ack(now),
+                    TimerKind::AlertExpiry => next.expire_alerts(now),
                 };
                 if let Err(e) = commit_and_apply(&myself, state, next, change).await {
                     // The step did not happen; try again shortly rather than drop it.
                     tracing::warn!(incident_id = state.id.0, error = %e, "timer commit failed; retrying");
-                    let generation = state.generation + 1;
-                    state.generation = generation;
-                    let handle = myself
-                        .send_after(TIMER_RETRY, move || IncidentMsg::Timer { kind, generation });
-                    let armed = Some(ArmedTimer {
-                        deadline: now,
-                        generation,
-                        handle,
-                    });
-                    match kind {
-                        TimerKind::Escalation => state.escalation_timer = armed,
-                        TimerKind::AckExpiry => state.ack_timer = armed,
-                    }
+                    state.arm(&myself, kind, now.plus(TIMER_RETRY), now);
                 } else {
                     // A fired timer whose deadline did not pass yet (wall
                     // clock moved back) is simply armed again.

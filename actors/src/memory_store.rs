@@ -133,6 +133,18 @@ impl Store for MemoryStore {
                 }));
         }
         for touch in &batch.touches {
+            if let (Some(snapshot), Some(stored)) = (&touch.snapshot, t.incidents.get(&touch.id)) {
+                let same_version =
+                    decode_incident(stored).is_ok_and(|s| s.version == snapshot.version);
+                if same_version {
+                    let bytes =
+                        encode_incident(snapshot).map_err(|source| StoreError::Corrupt {
+                            id: touch.id,
+                            source,
+                        })?;
+                    t.incidents.insert(touch.id, bytes);
+                }
+            }
             if t.incidents.contains_key(&touch.id) {
                 let e = t.touches.entry(touch.id).or_insert((0, 0));
                 e.0 = e.0.max(touch.last_seen.0);

@@ -38,6 +38,8 @@ pub enum IngestError {
 pub enum CommandError {
     #[error("incident {0} not found")]
     NotFound(IncidentId),
+    #[error("no open incident has key {0}")]
+    NoOpenIncident(Fingerprint),
     #[error(transparent)]
     Transition(#[from] TransitionError),
     #[error(transparent)]
@@ -65,6 +67,13 @@ pub enum RouterMsg {
         command: IncidentCommand,
         reply: CommandReply,
     },
+    /// Run a command on the open incident with this incident key (a
+    /// sender's dedup key: PagerDuty's acknowledge and resolve events).
+    CommandByKey {
+        key: Fingerprint,
+        command: IncidentCommand,
+        reply: CommandReply,
+    },
     /// An incident resolved (or never got created): drop it from the index.
     /// The router answers with `IncidentMsg::Retire`.
     Closed { id: IncidentId, key: Fingerprint },
@@ -80,6 +89,20 @@ pub enum RouterMsg {
 pub enum TimerKind {
     Escalation,
     AckExpiry,
+    /// The earliest `ends_at` of a firing alert.
+    AlertExpiry,
+}
+
+impl TimerKind {
+    pub const ALL: [TimerKind; 3] = [
+        TimerKind::Escalation,
+        TimerKind::AckExpiry,
+        TimerKind::AlertExpiry,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 pub enum IncidentMsg {

@@ -52,13 +52,12 @@ pub struct PersistenceState {
 /// Merges a repeat into the pending ones: the latest `last_seen` and the
 /// highest count win, so order of arrival does not matter.
 fn merge_touch(touches: &mut HashMap<IncidentId, Touch>, t: Touch) {
-    touches
-        .entry(t.id)
-        .and_modify(|e| {
-            e.last_seen = e.last_seen.max(t.last_seen);
-            e.seen_count = e.seen_count.max(t.seen_count);
-        })
-        .or_insert(t);
+    match touches.entry(t.id) {
+        std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(t),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(t);
+        }
+    }
 }
 
 /// A waiter gets its own copy of a batch failure.

@@ -37,13 +37,34 @@ pub struct IncidentWrite {
     pub received_at: Timestamp,
 }
 
-/// Repeats seen since the last commit: only `last_seen` and `seen_count`
-/// move, and they are written with a later batch rather than as rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Repeats seen since the last commit, written with a later batch rather
+/// than as rows: `last_seen` and `seen_count` move, and when a repeat
+/// refreshed something a restart needs (an alert's `ends_at`, which decides
+/// when it expires) the refreshed snapshot comes along. The store writes a
+/// snapshot only over the same `version`, so it never overwrites a newer
+/// committed change.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Touch {
     pub id: IncidentId,
     pub last_seen: Timestamp,
     pub seen_count: u64,
+    pub snapshot: Option<Box<Incident>>,
+}
+
+impl Touch {
+    /// Folds a later touch of the same incident into this one.
+    pub fn merge(&mut self, later: Touch) {
+        self.last_seen = self.last_seen.max(later.last_seen);
+        self.seen_count = self.seen_count.max(later.seen_count);
+        let newer = match (&self.snapshot, &later.snapshot) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(a), Some(b)) => (b.version, b.seen_count) >= (a.version, a.seen_count),
+        };
+        if newer {
+            self.snapshot = later.snapshot;
+        }
+    }
 }
 
 /// Everything one group commit writes, in one transaction.

@@ -198,6 +198,25 @@ impl Actor for RouterActor {
                     let _ = reply.send(answer);
                 });
             }
+            RouterMsg::CommandByKey {
+                key,
+                command,
+                reply,
+            } => match state.by_key.get(&key) {
+                Some(entry) => {
+                    if let Err(ractor::MessagingErr::SendErr(IncidentMsg::Command {
+                        reply, ..
+                    })) = entry.actor.cast(IncidentMsg::Command { command, reply })
+                    {
+                        let _ = reply.send(Err(CommandError::Unavailable(
+                            "the incident is restarting".into(),
+                        )));
+                    }
+                }
+                None => {
+                    let _ = reply.send(Err(CommandError::NoOpenIncident(key)));
+                }
+            },
             RouterMsg::Closed { id, key } => {
                 if let Some(actor) = state.remove(id, key) {
                     // Messages already queued to it are handled before this.

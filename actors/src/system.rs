@@ -10,9 +10,11 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
 
-use crate::domain::{Alert, Attribution, EscalationPolicy, Incident, IncidentId, RestartPolicy};
+use crate::domain::{
+    Alert, Attribution, EscalationPolicy, Fingerprint, Incident, IncidentId, RestartPolicy,
+};
 use crate::messages::{
-    CommandError, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, RouterMsg,
+    CommandError, CommandReply, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, RouterMsg,
 };
 use crate::ports::{Channel, SharedStore};
 use crate::supervisor::{RootArgs, RootSupervisor};
@@ -172,14 +174,30 @@ impl System {
         id: IncidentId,
         command: IncidentCommand,
     ) -> Result<Incident, CommandError> {
-        let router = self.router().map_err(CommandError::Unavailable)?;
-        match router
-            .call(
-                |reply| RouterMsg::Command { id, command, reply },
-                Some(self.ctx.config.call_timeout),
-            )
+        self.call_router(|reply| RouterMsg::Command { id, command, reply })
             .await
-        {
+    }
+
+    async fn command_by_key(
+        &self,
+        dedup_key: &str,
+        command: IncidentCommand,
+    ) -> Result<Incident, CommandError> {
+        let key = Fingerprint::of_dedup_key(dedup_key);
+        self.call_router(|reply| RouterMsg::CommandByKey {
+            key,
+            command,
+            reply,
+        })
+        .await
+    }
+
+    async fn call_router(
+        &self,
+        msg: impl FnOnce(CommandReply) -> RouterMsg,
+    ) -> Result<Incident, CommandError> {
+        let router = self.router().map_err(CommandError::Unavailable)?;
+        match router.call(msg, Some(self.ctx.config.call_timeout)).await {
             Ok(CallResult::Success(result)) => result,
             Ok(CallResult::Timeout) => Err(CommandError::Unavailable("timed out".into())),
             Ok(CallResult::SenderError) => Err(CommandError::Unavailable(
@@ -187,6 +205,26 @@ impl System {
             )),
             Err(e) => Err(CommandError::Unavailable(e.to_string())),
         }
+    }
+
+    /// Acknowledges the open incident whose dedup key is `dedup_key`.
+    pub async fn acknowledge_by_key(
+        &self,
+        dedup_key: &str,
+        by: Attribution,
+    ) -> Result<Incident, CommandError> {
+        self.command_by_key(dedup_key, IncidentCommand::Acknowledge(by))
+            .await
+    }
+
+    /// Resolves the open incident whose dedup key is `dedup_key`.
+    pub async fn resolve_by_key(
+        &self,
+        dedup_key: &str,
+        by: Attribution,
+    ) -> Result<Incident, CommandError> {
+        self.command_by_key(dedup_key, IncidentCommand::Resolve(by))
+            .await
     }
 
     pub async fn acknowledge(

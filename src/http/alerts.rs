@@ -127,6 +127,7 @@ fn parse_alert(index: usize, item: Value, now: Timestamp) -> Result<Alert, ApiEr
         ends_at: native.ends_at,
         source: SOURCE.to_string(),
         dedup_key: native.dedup_key,
+        extra: None,
     })
 }
 

@@ -135,6 +135,7 @@ impl From<CommandError> for ApiError {
     fn from(e: CommandError) -> Self {
         match e {
             CommandError::NotFound(id) => ApiError::NotFound(format!("incident {id} not found")),
+            CommandError::NoOpenIncident(_) => ApiError::NotFound(e.to_string()),
             CommandError::Transition(t @ TransitionError::AlreadyResolved(_)) => {
                 ApiError::Conflict(t.to_string())
             }

@@ -325,6 +325,7 @@ mod tests {
             ends_at: None,
             source: "native".into(),
             dedup_key: None,
+            extra: None,
         };
         let policy = EscalationPolicy::default_console();
         let (mut i, _) = Incident::open(IncidentId(3), alert, &policy, Timestamp(0));

@@ -81,7 +81,7 @@ fn labels(json: &str, what: &str) -> Result<Labels, StoreError> {
 }
 
 /// An `alerts` row, columns in this order: incident_id, fingerprint, status,
-/// source, dedup_key, labels, annotations, starts_at, ends_at, received_at.
+/// source, dedup_key, labels, annotations, starts_at, ends_at, received_at, extra.
 pub(crate) type AlertColumns = (
     i64,
     String,
@@ -93,6 +93,7 @@ pub(crate) type AlertColumns = (
     i64,
     Option<i64>,
     i64,
+    Option<String>,
 );
 
 pub(crate) fn alert(row: AlertColumns) -> Result<StoredAlert, StoreError> {
@@ -107,6 +108,7 @@ pub(crate) fn alert(row: AlertColumns) -> Result<StoredAlert, StoreError> {
         starts_at,
         ends_at,
         received_at,
+        extra,
     ) = row;
     let status = match status.as_str() {
         "firing" => AlertStatus::Firing,
@@ -128,6 +130,7 @@ pub(crate) fn alert(row: AlertColumns) -> Result<StoredAlert, StoreError> {
             ends_at: ends_at.map(Timestamp),
             source,
             dedup_key,
+            extra,
         },
     })
 }

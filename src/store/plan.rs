@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use incident_actors::codec::encode_incident;
 use incident_actors::domain::{IncidentStatus, Labels};
-use incident_actors::ports::{StoreError, WriteBatch};
+use incident_actors::ports::{StoreError, Touch, WriteBatch};
 
 pub(crate) struct IncidentRow {
     pub id: i64,
@@ -55,12 +55,16 @@ pub(crate) struct AlertRow {
     pub starts_at: i64,
     pub ends_at: Option<i64>,
     pub received_at: i64,
+    pub extra: Option<String>,
 }
 
 pub(crate) struct TouchRow {
     pub id: i64,
     pub last_seen: i64,
     pub seen_count: i64,
+    /// A refreshed snapshot, written only over the same version: its
+    /// `(version, state)`.
+    pub snapshot: Option<(i64, Vec<u8>)>,
 }
 
 /// The rows of one batch, in the order they are to be written.
@@ -166,25 +170,36 @@ pub(crate) fn plan(batch: &WriteBatch) -> Result<Plan, StoreError> {
                 starts_at: alert.starts_at.as_millis(),
                 ends_at: alert.ends_at.map(|t| t.as_millis()),
                 received_at: write.received_at.as_millis(),
+                extra: alert.extra.clone(),
             });
         }
     }
 
-    let mut touched: BTreeMap<u64, (i64, u64)> = BTreeMap::new();
+    let mut touched: BTreeMap<u64, Touch> = BTreeMap::new();
     for t in &batch.touches {
-        let entry = touched
-            .entry(t.id.0)
-            .or_insert((t.last_seen.as_millis(), t.seen_count));
-        entry.0 = entry.0.max(t.last_seen.as_millis());
-        entry.1 = entry.1.max(t.seen_count);
+        match touched.entry(t.id.0) {
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(t.clone()),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(t.clone());
+            }
+        }
     }
     let touches = touched
-        .into_iter()
-        .map(|(id, (last_seen, seen_count))| {
+        .into_values()
+        .map(|t| {
+            let snapshot = match &t.snapshot {
+                Some(incident) => Some((
+                    int(incident.version, "version")?,
+                    encode_incident(incident)
+                        .map_err(|source| StoreError::Corrupt { id: t.id, source })?,
+                )),
+                None => None,
+            };
             Ok(TouchRow {
-                id: int(id, "incident id")?,
-                last_seen,
-                seen_count: int(seen_count, "seen count")?,
+                id: int(t.id.0, "incident id")?,
+                last_seen: t.last_seen.as_millis(),
+                seen_count: int(t.seen_count, "seen count")?,
+                snapshot,
             })
         })
         .collect::<Result<_, StoreError>>()?;
@@ -215,6 +230,7 @@ mod tests {
             ends_at: None,
             source: "native".into(),
             dedup_key: None,
+            extra: None,
         };
         let (mut incident, change) = Incident::open(
             IncidentId(id),
@@ -250,11 +266,13 @@ mod tests {
                     id: IncidentId(2),
                     last_seen: Timestamp(50),
                     seen_count: 3,
+                    snapshot: None,
                 },
                 Touch {
                     id: IncidentId(2),
                     last_seen: Timestamp(40),
                     seen_count: 7,
+                    snapshot: None,
                 },
             ],
         };

@@ -200,13 +200,13 @@ impl PostgresStore {
         // WITH ORDINALITY + ORDER BY: alert ids follow the batch order.
         sqlx::query(
             "INSERT INTO alerts (incident_id, fingerprint, status, source, dedup_key, labels, \
-             annotations, starts_at, ends_at, received_at) \
+             annotations, starts_at, ends_at, received_at, extra) \
              SELECT incident_id, fingerprint, status, source, dedup_key, labels::jsonb, \
-             annotations::jsonb, starts_at, ends_at, received_at \
+             annotations::jsonb, starts_at, ends_at, received_at, extra \
              FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-             $7::text[], $8::bigint[], $9::bigint[], $10::bigint[]) WITH ORDINALITY \
+             $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[]) WITH ORDINALITY \
              AS t(incident_id, fingerprint, status, source, dedup_key, labels, annotations, \
-             starts_at, ends_at, received_at, n) ORDER BY n",
+             starts_at, ends_at, received_at, extra, n) ORDER BY n",
         )
         .bind(rows.iter().map(|r| r.incident_id).collect::<Vec<_>>())
         .bind(
@@ -230,6 +230,7 @@ impl PostgresStore {
         .bind(rows.iter().map(|r| r.starts_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.ends_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.extra.as_deref()).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -248,15 +249,28 @@ impl PostgresStore {
         Self::insert_alerts(tx, &plan.alerts).await?;
         if !plan.touches.is_empty() {
             let t = &plan.touches;
+            // The refreshed snapshot only replaces the one it was taken from.
             sqlx::query(
                 "UPDATE incidents AS i SET last_seen = GREATEST(i.last_seen, t.last_seen), \
-                 seen_count = GREATEST(i.seen_count, t.seen_count) \
-                 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[]) AS t(id, last_seen, seen_count) \
+                 seen_count = GREATEST(i.seen_count, t.seen_count), \
+                 state = CASE WHEN i.version = t.version THEN t.state ELSE i.state END \
+                 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[]) \
+                 AS t(id, last_seen, seen_count, version, state) \
                  WHERE i.id = t.id",
             )
             .bind(t.iter().map(|r| r.id).collect::<Vec<_>>())
             .bind(t.iter().map(|r| r.last_seen).collect::<Vec<_>>())
             .bind(t.iter().map(|r| r.seen_count).collect::<Vec<_>>())
+            .bind(
+                t.iter()
+                    .map(|r| r.snapshot.as_ref().map(|s| s.0))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                t.iter()
+                    .map(|r| r.snapshot.as_ref().map(|s| s.1.clone()))
+                    .collect::<Vec<_>>(),
+            )
             .execute(&mut **tx)
             .await?;
         }
@@ -356,7 +370,7 @@ impl Store for PostgresStore {
     async fn alerts(&self, id: IncidentId) -> Result<Vec<StoredAlert>, StoreError> {
         let rows: Vec<AlertColumns> = sqlx::query_as(
             "SELECT incident_id, fingerprint, status, source, dedup_key, labels::text, \
-             annotations::text, starts_at, ends_at, received_at \
+             annotations::text, starts_at, ends_at, received_at, extra \
              FROM alerts WHERE incident_id = $1 ORDER BY id",
         )
         .bind(db_id(id)?)

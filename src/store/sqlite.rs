@@ -142,8 +142,8 @@ impl SqliteStore {
         for a in &plan.alerts {
             sqlx::query(
                 "INSERT INTO alerts (incident_id, fingerprint, status, source, dedup_key, labels, \
-                 annotations, starts_at, ends_at, received_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 annotations, starts_at, ends_at, received_at, extra) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .bind(a.incident_id)
             .bind(&a.fingerprint)
@@ -155,17 +155,26 @@ impl SqliteStore {
             .bind(a.starts_at)
             .bind(a.ends_at)
             .bind(a.received_at)
+            .bind(&a.extra)
             .execute(&mut **tx)
             .await?;
         }
         for t in &plan.touches {
+            // The refreshed snapshot only replaces the one it was taken from.
+            let (version, state) = match &t.snapshot {
+                Some((v, s)) => (Some(*v), Some(s.as_slice())),
+                None => (None, None),
+            };
             sqlx::query(
                 "UPDATE incidents SET last_seen = MAX(last_seen, ?1), \
-                 seen_count = MAX(seen_count, ?2) WHERE id = ?3",
+                 seen_count = MAX(seen_count, ?2), \
+                 state = CASE WHEN version = ?4 THEN ?5 ELSE state END WHERE id = ?3",
             )
             .bind(t.last_seen)
             .bind(t.seen_count)
             .bind(t.id)
+            .bind(version)
+            .bind(state)
             .execute(&mut **tx)
             .await?;
         }
@@ -268,7 +277,7 @@ impl Store for SqliteStore {
     async fn alerts(&self, id: IncidentId) -> Result<Vec<StoredAlert>, StoreError> {
         let rows: Vec<AlertColumns> = sqlx::query_as(
             "SELECT incident_id, fingerprint, status, source, dedup_key, labels, annotations, \
-             starts_at, ends_at, received_at FROM alerts WHERE incident_id = ?1 ORDER BY id",
+             starts_at, ends_at, received_at, extra FROM alerts WHERE incident_id = ?1 ORDER BY id",
         )
         .bind(db_id(id)?)
         .fetch_all(&self.pool)

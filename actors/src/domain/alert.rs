@@ -40,6 +40,11 @@ pub struct Alert {
     /// A sender-chosen deduplication key; when present it, not the labels,
     /// decides which incident the alert joins.
     pub dedup_key: Option<String>,
+    /// Source-specific fields kept verbatim, as JSON object text
+    /// (Prometheus' `generatorURL`, Grafana's extras, PagerDuty's `links`,
+    /// `images`, `custom_details`, …). Text rather than a JSON value so the
+    /// snapshot codec (postcard, not self-describing) can carry it.
+    pub extra: Option<String>,
 }
 
 impl Alert {
@@ -92,6 +97,7 @@ mod tests {
             ends_at: None,
             source: "native".into(),
             dedup_key: dedup.map(str::to_string),
+            extra: None,
         }
     }
 

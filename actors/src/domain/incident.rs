@@ -100,6 +100,10 @@ pub enum EventKind {
     AlertResolved {
         alert: Fingerprint,
     },
+    /// A firing alert's `ends_at` passed without a re-send extending it.
+    AlertExpired {
+        alert: Fingerprint,
+    },
     Acknowledged {
         by: String,
         via: Interface,
@@ -124,6 +128,7 @@ impl EventKind {
             EventKind::AlertAdded { .. } => "alert_added",
             EventKind::AlertRefired { .. } => "alert_refired",
             EventKind::AlertResolved { .. } => "alert_resolved",
+            EventKind::AlertExpired { .. } => "alert_expired",
             EventKind::Acknowledged { .. } => "acknowledged",
             EventKind::AckExpired => "ack_expired",
             EventKind::Resolved { .. } => "resolved",
@@ -453,6 +458,43 @@ impl Incident {
         change
     }
 
+    /// Resolves every firing alert whose `ends_at` has passed (Alertmanager's
+    /// semantics: an alert that is no longer re-sent resolves when its
+    /// `endsAt` passes), and the incident with them once none still fires.
+    pub fn expire_alerts(&mut self, now: Timestamp) -> Change {
+        let mut change = Change::default();
+        if self.status == IncidentStatus::Resolved {
+            return change;
+        }
+        let expired: Vec<Fingerprint> = self
+            .alerts
+            .iter()
+            .filter(|(_, e)| {
+                e.alert.status == AlertStatus::Firing && e.alert.ends_at.is_some_and(|t| t <= now)
+            })
+            .map(|(fp, _)| *fp)
+            .collect();
+        for fp in expired {
+            if let Some(entry) = self.alerts.get_mut(&fp) {
+                entry.alert.status = AlertStatus::Resolved;
+            }
+            self.record(&mut change, now, EventKind::AlertExpired { alert: fp });
+        }
+        if !change.is_empty()
+            && self
+                .alerts
+                .values()
+                .all(|e| e.alert.status == AlertStatus::Resolved)
+        {
+            self.close(
+                &mut change,
+                Attribution::new("alerts", Interface::Alert),
+                now,
+            );
+        }
+        change
+    }
+
     /// The absolute deadlines the incident's actor must have armed.
     pub fn deadlines(&self) -> Deadlines {
         Deadlines {
@@ -463,6 +505,15 @@ impl Incident {
             ack_expiry: match self.status {
                 IncidentStatus::Acknowledged => self.ack_expires_at,
                 _ => None,
+            },
+            alert_expiry: if self.status.is_open() {
+                self.alerts
+                    .values()
+                    .filter(|e| e.alert.status == AlertStatus::Firing)
+                    .filter_map(|e| e.alert.ends_at)
+                    .min()
+            } else {
+                None
             },
         }
     }
@@ -476,6 +527,8 @@ impl Incident {
 pub struct Deadlines {
     pub escalation: Option<Timestamp>,
     pub ack_expiry: Option<Timestamp>,
+    /// The earliest `ends_at` of a firing alert.
+    pub alert_expiry: Option<Timestamp>,
 }
 
 #[cfg(test)]
@@ -496,6 +549,7 @@ mod tests {
             ends_at: None,
             source: "native".into(),
             dedup_key: Some("group".into()),
+            extra: None,
         }
     }
 
@@ -655,6 +709,33 @@ mod tests {
         assert!(i
             .fire_escalation(&policy, Timestamp(10 * 60_000))
             .is_empty());
+    }
+
+    #[test]
+    fn alerts_expire_at_their_ends_at_unless_extended() {
+        let mut a = alert("A", AlertStatus::Firing);
+        a.ends_at = Some(Timestamp(100));
+        let policy = EscalationPolicy::default_console();
+        let (mut i, _) = Incident::open(IncidentId(1), a.clone(), &policy, Timestamp(0));
+        let mut b = alert("B", AlertStatus::Firing);
+        b.ends_at = Some(Timestamp(300));
+        i.apply_alert(b, Timestamp(1)).unwrap();
+        assert_eq!(i.deadlines().alert_expiry, Some(Timestamp(100)));
+        // A re-send extends A: a repeat, in memory, that moves the deadline.
+        a.ends_at = Some(Timestamp(500));
+        let (action, change) = i.apply_alert(a, Timestamp(50)).unwrap();
+        assert_eq!((action, change.is_empty()), (IngestAction::Unchanged, true));
+        assert_eq!(i.deadlines().alert_expiry, Some(Timestamp(300)));
+        assert!(i.expire_alerts(Timestamp(299)).is_empty());
+        let c = i.expire_alerts(Timestamp(300));
+        let names: Vec<_> = c.events.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(names, ["alert_expired"]);
+        assert_eq!(i.status, IncidentStatus::Triggered, "A still fires");
+        let c = i.expire_alerts(Timestamp(500));
+        let names: Vec<_> = c.events.iter().map(|e| e.kind.name()).collect();
+        assert_eq!(names, ["alert_expired", "resolved"]);
+        assert_eq!(i.status, IncidentStatus::Resolved);
+        assert_eq!(i.deadlines(), Deadlines::default());
     }
 
     #[test]

@@ -144,6 +144,7 @@ pub fn alert(name: &str, status: AlertStatus) -> Alert {
         ends_at: None,
         source: "native".into(),
         dedup_key: None,
+        extra: None,
     }
 }
 
