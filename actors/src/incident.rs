@@ -28,8 +28,8 @@ use crate::domain::{
     Change, Deadlines, Fingerprint, Incident, IncidentId, IncidentStatus, IngestAction,
 };
 use crate::messages::{
-    CommandError, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, NotifierMsg, Page,
-    PersistenceMsg, RouterMsg, TimerKind,
+    CommandError, IncidentMsg, IngestError, IngestOutcome, NotifierMsg, Page, PersistenceMsg,
+    RouterMsg, TimerKind,
 };
 use crate::ports::{IncidentWrite, Notification, StoreError, Touch, WriteBatch};
 use crate::system::{CoreContext, Names};
@@ -158,7 +158,11 @@ impl IncidentState {
 }
 
 /// Commits one incident's change through the persistence actor and waits for it.
-async fn commit(ctx: &CoreContext, incident: &Incident, change: &Change) -> Result<(), StoreError> {
+pub(crate) async fn commit(
+    ctx: &CoreContext,
+    incident: &Incident,
+    change: &Change,
+) -> Result<(), StoreError> {
     let persistence = Names::lookup::<PersistenceMsg>(&ctx.names.persistence())
         .ok_or_else(|| StoreError::Unavailable("the persistence actor is not running".into()))?;
     let batch = WriteBatch {
@@ -380,12 +384,7 @@ impl Actor for IncidentActor {
                 };
                 let mut next = current.clone();
                 let now = state.ctx.clock.now();
-                let change = match command {
-                    IncidentCommand::Acknowledge(by) => {
-                        next.acknowledge(by, &state.ctx.config.policy, now)
-                    }
-                    IncidentCommand::Resolve(by) => next.resolve(by, now),
-                };
+                let change = command.apply(&mut next, &state.ctx.config.policy, now);
                 let result = match change {
                     Err(e) => Err(CommandError::from(e)),
                     Ok(change) => commit_and_apply(&myself, state, next, change)

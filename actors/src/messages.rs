@@ -11,9 +11,11 @@ use ractor::{ActorRef, RpcReplyPort};
 use serde::Serialize;
 
 use crate::domain::{
-    Alert, Attribution, Fingerprint, Incident, IncidentId, IngestAction, TransitionError,
+    Alert, Attribution, Change, EscalationPolicy, Fingerprint, Incident, IncidentId, IngestAction,
+    TransitionError,
 };
 use crate::ports::{Notification, StoreError, Touch, WriteBatch};
+use crate::time::Timestamp;
 
 /// The answer to one ingested alert.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -56,6 +58,29 @@ pub type CommandReply = RpcReplyPort<Result<Incident, CommandError>>;
 pub enum IncidentCommand {
     Acknowledge(Attribution),
     Resolve(Attribution),
+    /// Acknowledged for this long, then triggered again.
+    Snooze(Attribution, std::time::Duration),
+    /// Fire the next escalation step now.
+    Escalate(Attribution),
+    Note(Attribution, String),
+}
+
+impl IncidentCommand {
+    /// Applies the command to `incident` at `now`: the domain operation it names.
+    pub fn apply(
+        self,
+        incident: &mut Incident,
+        policy: &EscalationPolicy,
+        now: Timestamp,
+    ) -> Result<Change, TransitionError> {
+        match self {
+            IncidentCommand::Acknowledge(by) => incident.acknowledge(by, policy, now),
+            IncidentCommand::Resolve(by) => incident.resolve(by, now),
+            IncidentCommand::Snooze(by, d) => incident.snooze(by, d, now),
+            IncidentCommand::Escalate(by) => incident.escalate_now(by, now),
+            IncidentCommand::Note(by, text) => Ok(incident.add_note(by, text, now)),
+        }
+    }
 }
 
 pub enum RouterMsg {

@@ -20,9 +20,10 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use crate::domain::{
     AlertStatus, Fingerprint, Incident, IncidentId, IngestAction, RestartIntensity, TransitionError,
 };
-use crate::incident::{IncidentActor, IncidentArgs};
+use crate::incident::{commit, IncidentActor, IncidentArgs};
 use crate::messages::{
-    CommandError, IncidentMsg, IngestError, IngestOutcome, PersistenceMsg, RouterMsg,
+    CommandError, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, PersistenceMsg,
+    RouterMsg,
 };
 use crate::system::{CoreContext, Names};
 
@@ -80,6 +81,25 @@ async fn spawn_incident(
     };
     let (actor, _) = Actor::spawn_linked(None, IncidentActor, args, myself.get_cell()).await?;
     Ok(actor)
+}
+
+async fn command_on_closed(
+    ctx: &CoreContext,
+    id: IncidentId,
+    command: IncidentCommand,
+) -> Result<Incident, CommandError> {
+    let mut incident = ctx
+        .store
+        .get_incident(id)
+        .await?
+        .ok_or(CommandError::NotFound(id))?;
+    if !matches!(command, IncidentCommand::Note(..)) {
+        return Err(TransitionError::AlreadyResolved(id).into());
+    }
+    let change = command.apply(&mut incident, &ctx.config.policy, ctx.clock.now())?;
+    incident.bump_version();
+    commit(ctx, &incident, &change).await?;
+    Ok(incident)
 }
 
 impl Actor for RouterActor {
@@ -186,16 +206,11 @@ impl Actor for RouterActor {
                     return Ok(());
                 }
                 // Not open: answer from the store without holding up routing.
-                let store = state.ctx.store.clone();
+                // A resolved incident has no actor; the only command it
+                // takes is a note, committed here directly.
+                let ctx = state.ctx.clone();
                 tokio::spawn(async move {
-                    let answer = match store.get_incident(id).await {
-                        Ok(Some(_)) => Err(CommandError::Transition(
-                            TransitionError::AlreadyResolved(id),
-                        )),
-                        Ok(None) => Err(CommandError::NotFound(id)),
-                        Err(e) => Err(CommandError::Store(e)),
-                    };
-                    let _ = reply.send(answer);
+                    let _ = reply.send(command_on_closed(&ctx, id, command).await);
                 });
             }
             RouterMsg::CommandByKey {

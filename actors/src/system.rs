@@ -239,6 +239,36 @@ impl System {
         self.command(id, IncidentCommand::Resolve(by)).await
     }
 
+    /// Acknowledged for `duration`, then triggered again with its escalation restarted.
+    pub async fn snooze(
+        &self,
+        id: IncidentId,
+        by: Attribution,
+        duration: Duration,
+    ) -> Result<Incident, CommandError> {
+        self.command(id, IncidentCommand::Snooze(by, duration))
+            .await
+    }
+
+    /// Fires the next escalation step now.
+    pub async fn escalate(
+        &self,
+        id: IncidentId,
+        by: Attribution,
+    ) -> Result<Incident, CommandError> {
+        self.command(id, IncidentCommand::Escalate(by)).await
+    }
+
+    /// Adds a note to the timeline (resolved incidents included).
+    pub async fn add_note(
+        &self,
+        id: IncidentId,
+        by: Attribution,
+        text: String,
+    ) -> Result<Incident, CommandError> {
+        self.command(id, IncidentCommand::Note(by, text)).await
+    }
+
     /// Number of open incidents in the router's index.
     pub async fn open_count(&self) -> Result<usize, IngestError> {
         let router = self.router().map_err(IngestError::Unavailable)?;

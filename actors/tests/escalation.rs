@@ -203,3 +203,118 @@ async fn pages_queued_behind_a_slow_channel_are_dropped_after_an_acknowledge() {
     );
     h.system.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn snooze_retriggers_on_the_incidents_own_timer() {
+    let h = start(SystemConfig::default()).await;
+    let id = h
+        .system
+        .ingest(alert("A", AlertStatus::Firing))
+        .await
+        .unwrap()
+        .incident_id
+        .unwrap();
+    settle().await;
+    let snoozed = h
+        .system
+        .snooze(
+            id,
+            Attribution::new("alice", Interface::Slack),
+            Duration::from_secs(30 * 60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(snoozed.status, IncidentStatus::Acknowledged);
+    advance_minutes(29).await;
+    assert_eq!(h.channel.count(), 1, "quiet while snoozed");
+    advance_minutes(1).await;
+    settle().await;
+    assert_eq!(
+        h.channel.minutes_since_t0(),
+        vec![0, 30],
+        "paged again when the snooze ends"
+    );
+    advance_minutes(5).await;
+    settle().await;
+    assert_eq!(
+        h.channel.minutes_since_t0(),
+        vec![0, 30, 35],
+        "escalation restarted"
+    );
+    h.system.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn escalate_now_and_notes() {
+    let h = start(SystemConfig::default()).await;
+    let id = h
+        .system
+        .ingest(alert("A", AlertStatus::Firing))
+        .await
+        .unwrap()
+        .incident_id
+        .unwrap();
+    settle().await;
+    advance_minutes(1).await;
+    h.system
+        .escalate(id, Attribution::new("boss", Interface::Cli))
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(
+        h.channel.minutes_since_t0(),
+        vec![0, 1],
+        "the next step fired at once"
+    );
+    h.system
+        .add_note(
+            id,
+            Attribution::new("bob", Interface::Api),
+            "looking".into(),
+        )
+        .await
+        .unwrap();
+    h.system
+        .resolve(id, Attribution::new("bob", Interface::Api))
+        .await
+        .unwrap();
+    settle().await;
+    // Notes are still taken once resolved (no actor any more).
+    let after = h
+        .system
+        .add_note(
+            id,
+            Attribution::new("bob", Interface::Api),
+            "root cause: deploy".into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.status, IncidentStatus::Resolved);
+    let names: Vec<_> = h
+        .store
+        .timeline(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.name())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "triggered",
+            "notified",
+            "escalated",
+            "notified",
+            "note_added",
+            "resolved",
+            "note_added"
+        ]
+    );
+    // Anything but a note on a resolved incident is a conflict.
+    assert!(h
+        .system
+        .escalate(id, Attribution::new("boss", Interface::Cli))
+        .await
+        .is_err());
+    h.system.shutdown().await;
+}

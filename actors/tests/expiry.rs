@@ -21,19 +21,33 @@ fn expiring(minutes: i64) -> incident_actors::domain::Alert {
 #[tokio::test(start_paused = true)]
 async fn an_alert_no_longer_resent_resolves_when_its_ends_at_passes() {
     let h = start(SystemConfig::default()).await;
-    let id = h.system.ingest(expiring(4)).await.unwrap().incident_id.unwrap();
+    let id = h
+        .system
+        .ingest(expiring(4))
+        .await
+        .unwrap()
+        .incident_id
+        .unwrap();
     advance_minutes(3).await;
     // Re-sent at minute 3 with a later ends_at: a repeat, no new row.
     let again = h.system.ingest(expiring(7)).await.unwrap();
     assert_eq!(again.action, IngestAction::Unchanged);
     advance_minutes(3).await;
     settle().await;
-    let live = h.system.live_incident(id).await.expect("still open at minute 6");
+    let live = h
+        .system
+        .live_incident(id)
+        .await
+        .expect("still open at minute 6");
     assert_eq!(live.status, IncidentStatus::Triggered);
     advance_minutes(2).await;
     settle().await;
     let stored = h.store.get_incident(id).await.unwrap().unwrap();
-    assert_eq!(stored.status, IncidentStatus::Resolved, "resolved at minute 7");
+    assert_eq!(
+        stored.status,
+        IncidentStatus::Resolved,
+        "resolved at minute 7"
+    );
     let names: Vec<_> = h
         .store
         .timeline(id)
@@ -44,14 +58,24 @@ async fn an_alert_no_longer_resent_resolves_when_its_ends_at_passes() {
         .collect();
     assert_eq!(names.last().copied(), Some("resolved"));
     assert!(names.contains(&"alert_expired"));
-    assert_eq!(h.store.alerts(id).await.unwrap().len(), 1, "the re-send wrote no row");
+    assert_eq!(
+        h.store.alerts(id).await.unwrap().len(),
+        1,
+        "the re-send wrote no row"
+    );
     h.system.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_refreshed_ends_at_survives_a_restart() {
     let h = start(SystemConfig::default()).await;
-    let id = h.system.ingest(expiring(4)).await.unwrap().incident_id.unwrap();
+    let id = h
+        .system
+        .ingest(expiring(4))
+        .await
+        .unwrap()
+        .incident_id
+        .unwrap();
     advance_minutes(3).await;
     h.system.ingest(expiring(10)).await.unwrap();
     // The repeat's refreshed snapshot is written with a later batch.
@@ -61,11 +85,19 @@ async fn a_refreshed_ends_at_survives_a_restart() {
     advance_minutes(2).await; // minute 5: past the first ends_at, before the refreshed one
     let h2 = start_on(SystemConfig::default(), h.store.clone(), h.clock.clone()).await;
     settle().await;
-    let live = h2.system.live_incident(id).await.expect("not expired by the restart");
+    let live = h2
+        .system
+        .live_incident(id)
+        .await
+        .expect("not expired by the restart");
     assert_eq!(live.status, IncidentStatus::Triggered);
     advance_minutes(5).await;
     settle().await;
     let stored = h2.store.get_incident(id).await.unwrap().unwrap();
-    assert_eq!(stored.status, IncidentStatus::Resolved, "expired at the refreshed minute 10");
+    assert_eq!(
+        stored.status,
+        IncidentStatus::Resolved,
+        "expired at the refreshed minute 10"
+    );
     h2.system.shutdown().await;
 }

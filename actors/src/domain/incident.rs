@@ -109,6 +109,22 @@ pub enum EventKind {
         via: Interface,
     },
     AckExpired,
+    /// Acknowledged until `until`, then triggered again with its escalation restarted.
+    Snoozed {
+        by: String,
+        via: Interface,
+        until: Timestamp,
+    },
+    /// Someone asked for the next escalation step now.
+    Escalated {
+        by: String,
+        via: Interface,
+    },
+    NoteAdded {
+        by: String,
+        via: Interface,
+        text: String,
+    },
     Resolved {
         by: String,
         via: Interface,
@@ -131,6 +147,9 @@ impl EventKind {
             EventKind::AlertExpired { .. } => "alert_expired",
             EventKind::Acknowledged { .. } => "acknowledged",
             EventKind::AckExpired => "ack_expired",
+            EventKind::Snoozed { .. } => "snoozed",
+            EventKind::Escalated { .. } => "escalated",
+            EventKind::NoteAdded { .. } => "note_added",
             EventKind::Resolved { .. } => "resolved",
             EventKind::Notified { .. } => "notified",
             EventKind::EscalationExhausted => "escalation_exhausted",
@@ -391,6 +410,83 @@ impl Incident {
                 Ok(change)
             }
         }
+    }
+
+    /// Snoozes for `duration`: the incident is acknowledged until then, and
+    /// when the snooze expires it is triggered again with its escalation
+    /// restarted (the ack-expiry timer). Snoozing again moves the expiry.
+    pub fn snooze(
+        &mut self,
+        by: Attribution,
+        duration: std::time::Duration,
+        now: Timestamp,
+    ) -> Result<Change, TransitionError> {
+        if self.status == IncidentStatus::Resolved {
+            return Err(TransitionError::AlreadyResolved(self.id));
+        }
+        let until = now.plus(duration);
+        let mut change = Change::default();
+        self.status = IncidentStatus::Acknowledged;
+        self.escalation.halt();
+        self.ack_expires_at = Some(until);
+        self.record(
+            &mut change,
+            now,
+            EventKind::Snoozed {
+                by: by.by.clone(),
+                via: by.via,
+                until,
+            },
+        );
+        self.acknowledged = Some((now, by));
+        Ok(change)
+    }
+
+    /// Escalates now: the next step fires at once. An acknowledged incident
+    /// is triggered again (someone decided it needs more people); an
+    /// exhausted policy starts over from its first step.
+    pub fn escalate_now(
+        &mut self,
+        by: Attribution,
+        now: Timestamp,
+    ) -> Result<Change, TransitionError> {
+        if self.status == IncidentStatus::Resolved {
+            return Err(TransitionError::AlreadyResolved(self.id));
+        }
+        let mut change = Change::default();
+        self.status = IncidentStatus::Triggered;
+        self.acknowledged = None;
+        self.ack_expires_at = None;
+        if self.escalation.exhausted {
+            self.escalation = super::policy::EscalationState::starting(now);
+        } else {
+            self.escalation.next_at = Some(now);
+        }
+        self.record(
+            &mut change,
+            now,
+            EventKind::Escalated {
+                by: by.by,
+                via: by.via,
+            },
+        );
+        Ok(change)
+    }
+
+    /// Adds a note to the timeline; allowed in every state, resolved included
+    /// (post-incident notes).
+    pub fn add_note(&mut self, by: Attribution, text: String, now: Timestamp) -> Change {
+        let mut change = Change::default();
+        self.record(
+            &mut change,
+            now,
+            EventKind::NoteAdded {
+                by: by.by,
+                via: by.via,
+                text,
+            },
+        );
+        change
     }
 
     pub fn resolve(&mut self, by: Attribution, now: Timestamp) -> Result<Change, TransitionError> {
@@ -736,6 +832,54 @@ mod tests {
         assert_eq!(names, ["alert_expired", "resolved"]);
         assert_eq!(i.status, IncidentStatus::Resolved);
         assert_eq!(i.deadlines(), Deadlines::default());
+    }
+
+    #[test]
+    fn snooze_acknowledges_until_then_retriggers() {
+        let policy = EscalationPolicy::default_console();
+        let mut i = open();
+        i.fire_escalation(&policy, Timestamp(0));
+        let c = i
+            .snooze(api("alice"), Duration::from_secs(1800), Timestamp(1000))
+            .unwrap();
+        assert_eq!(c.events[0].kind.name(), "snoozed");
+        assert_eq!(i.status, IncidentStatus::Acknowledged);
+        assert_eq!(i.deadlines().ack_expiry, Some(Timestamp(1_801_000)));
+        assert_eq!(i.deadlines().escalation, None);
+        i.expire_ack(Timestamp(1_801_000));
+        assert_eq!(i.status, IncidentStatus::Triggered);
+        assert_eq!(i.deadlines().escalation, Some(Timestamp(1_801_000)));
+        i.resolve(api("a"), Timestamp(2_000_000)).unwrap();
+        assert!(i
+            .snooze(api("a"), Duration::from_secs(1), Timestamp(2_000_001))
+            .is_err());
+    }
+
+    #[test]
+    fn escalate_now_fires_the_next_step_at_once() {
+        let policy = EscalationPolicy::default_console();
+        let mut i = open();
+        i.fire_escalation(&policy, Timestamp(0));
+        assert_eq!(i.deadlines().escalation, Some(Timestamp(300_000)));
+        i.acknowledge(api("a"), &policy, Timestamp(10)).unwrap();
+        let c = i.escalate_now(api("boss"), Timestamp(20)).unwrap();
+        assert_eq!(c.events[0].kind.name(), "escalated");
+        assert_eq!(i.status, IncidentStatus::Triggered);
+        assert_eq!(i.deadlines().escalation, Some(Timestamp(20)));
+        let fired = i.fire_escalation(&policy, Timestamp(20));
+        assert_eq!(
+            fired.fired[0].repeat, 1,
+            "the next step, not the first again"
+        );
+    }
+
+    #[test]
+    fn notes_are_allowed_in_every_state() {
+        let mut i = open();
+        i.resolve(api("a"), Timestamp(1)).unwrap();
+        let c = i.add_note(api("bob"), "root cause: bad deploy".into(), Timestamp(2));
+        assert_eq!(c.events[0].kind.name(), "note_added");
+        assert_eq!(i.status, IncidentStatus::Resolved);
     }
 
     #[test]
