@@ -97,9 +97,9 @@ pub struct CommandBody {
 }
 
 /// The raw `{id}` path segment, with a JSON error if it cannot be decoded.
-type IdSegment = Result<Path<String>, PathRejection>;
+pub(crate) type IdSegment = Result<Path<String>, PathRejection>;
 
-fn id_segment(segment: IdSegment) -> Result<String, ApiError> {
+pub(crate) fn id_segment(segment: IdSegment) -> Result<String, ApiError> {
     segment
         .map(|Path(id)| id)
         .map_err(|e| ApiError::InvalidParameter(e.body_text()))
@@ -156,7 +156,7 @@ fn not_found(id: IncidentId) -> ApiError {
 
 /// The answer to a command. A `NotFound` from the system (no live actor) is
 /// checked against the store: a resolved incident is a conflict, not missing.
-async fn command_answer(
+pub(crate) async fn command_answer(
     system: &System,
     id: IncidentId,
     result: Result<Incident, CommandError>,

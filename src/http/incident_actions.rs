@@ -1,0 +1,170 @@
+//! The incident actions beyond acknowledge and resolve: snooze, escalate
+//! now, notes, and the timeline on its own.
+//!
+//! Each handler parses its body (pure functions below), calls one `System`
+//! command and answers with the incident in its new state, exactly like
+//! acknowledge and resolve in `incidents.rs`, whose helpers it shares. The
+//! incident's own actor applies the command, so a snooze racing an
+//! escalation step has one order; a note on a resolved incident (no actor)
+//! is committed by the router.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::Json;
+use incident_actors::domain::{IncidentId, TimelineEvent};
+use serde::{Deserialize, Serialize};
+
+use super::incidents::{
+    command_answer, id_segment, parse_command, CommandBody, IdSegment, IncidentView,
+};
+use super::{ApiError, OptionalJson, Ready};
+
+/// Longest snooze accepted: a week. Longer is "resolve it", not "snooze it".
+pub const MAX_SNOOZE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Longest note, in characters.
+pub const MAX_NOTE_CHARS: usize = 10_000;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnoozeBody {
+    #[serde(rename = "for")]
+    pub duration: Option<String>,
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteBody {
+    pub text: Option<String>,
+    pub by: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TimelineAnswer {
+    pub incident_id: IncidentId,
+    pub timeline: Vec<TimelineEvent>,
+}
+
+/// `{"for":"30m"}`: a positive humantime duration of at most a week.
+pub fn parse_snooze(body: Option<SnoozeBody>) -> Result<(Duration, Option<String>), ApiError> {
+    let body = body.unwrap_or_default();
+    let raw = body
+        .duration
+        .ok_or_else(|| ApiError::InvalidBody("missing field `for` (e.g. \"30m\")".into()))?;
+    let d = humantime::parse_duration(raw.trim())
+        .map_err(|e| ApiError::InvalidBody(format!("`for`: invalid duration {raw:?}: {e}")))?;
+    if d.is_zero() || d > MAX_SNOOZE {
+        return Err(ApiError::InvalidBody(format!(
+            "`for` must be between 1s and 7d, got {raw:?}"
+        )));
+    }
+    Ok((d, body.by))
+}
+
+/// `{"text":"…"}`: non-empty, at most `MAX_NOTE_CHARS` characters.
+pub fn parse_note(body: Option<NoteBody>) -> Result<(String, Option<String>), ApiError> {
+    let body = body.unwrap_or_default();
+    let text = body.text.unwrap_or_default();
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::InvalidBody(
+            "`text` must be a non-empty string".into(),
+        ));
+    }
+    if text.chars().count() > MAX_NOTE_CHARS {
+        return Err(ApiError::InvalidBody(format!(
+            "`text` is longer than {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    Ok((text.to_string(), body.by))
+}
+
+pub async fn snooze(
+    Ready(system): Ready,
+    id: IdSegment,
+    OptionalJson(body): OptionalJson<SnoozeBody>,
+) -> Result<Json<IncidentView>, ApiError> {
+    let (duration, by) = parse_snooze(body)?;
+    let (id, by) = parse_command(&id_segment(id)?, Some(CommandBody { by }))?;
+    let result = system.snooze(id, by, duration).await;
+    command_answer(&system, id, result).await
+}
+
+pub async fn escalate(
+    Ready(system): Ready,
+    id: IdSegment,
+    OptionalJson(body): OptionalJson<CommandBody>,
+) -> Result<Json<IncidentView>, ApiError> {
+    let (id, by) = parse_command(&id_segment(id)?, body)?;
+    let result = system.escalate(id, by).await;
+    command_answer(&system, id, result).await
+}
+
+pub async fn add_note(
+    Ready(system): Ready,
+    id: IdSegment,
+    OptionalJson(body): OptionalJson<NoteBody>,
+) -> Result<(StatusCode, Json<IncidentView>), ApiError> {
+    let (text, by) = parse_note(body)?;
+    let (id, by) = parse_command(&id_segment(id)?, Some(CommandBody { by }))?;
+    let result = system.add_note(id, by, text).await;
+    let view = command_answer(&system, id, result).await?;
+    Ok((StatusCode::CREATED, view))
+}
+
+pub async fn timeline(
+    Ready(system): Ready,
+    id: IdSegment,
+) -> Result<Json<TimelineAnswer>, ApiError> {
+    let id = super::incidents::parse_incident_id(&id_segment(id)?)?;
+    if system.store().get_incident(id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("incident {id} not found")));
+    }
+    let timeline = system.store().timeline(id).await?;
+    Ok(Json(TimelineAnswer {
+        incident_id: id,
+        timeline,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snooze_durations() {
+        let body = |d: &str| {
+            Some(SnoozeBody {
+                duration: Some(d.into()),
+                by: None,
+            })
+        };
+        assert_eq!(
+            parse_snooze(body("30m")).unwrap().0,
+            Duration::from_secs(1800)
+        );
+        assert_eq!(
+            parse_snooze(body("4h")).unwrap().0,
+            Duration::from_secs(4 * 3600)
+        );
+        for bad in ["0s", "8d", "soon", ""] {
+            assert!(parse_snooze(body(bad)).is_err(), "{bad}");
+        }
+        assert!(parse_snooze(None).is_err(), "`for` is required");
+    }
+
+    #[test]
+    fn notes_are_trimmed_and_bounded() {
+        let body = |t: &str| {
+            Some(NoteBody {
+                text: Some(t.into()),
+                by: Some("bob".into()),
+            })
+        };
+        assert_eq!(parse_note(body("  looking  ")).unwrap().0, "looking");
+        assert!(parse_note(body("   ")).is_err());
+        assert!(parse_note(body(&"x".repeat(MAX_NOTE_CHARS + 1))).is_err());
+        assert!(parse_note(None).is_err());
+    }
+}
