@@ -177,4 +177,16 @@ impl Actor for ChannelWorker {
         }
         Ok(())
     }
+
+    /// This actor supervises no one. Overridden anyway, as every actor here
+    /// does, so ractor's default (stop when any linked child stops) can
+    /// never apply by accident.
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        _event: ractor::SupervisionEvent,
+        _state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
 }
