@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::incidents::{
     command_answer, id_segment, parse_command, CommandBody, IdSegment, IncidentView,
 };
+use super::via::Via;
 use super::{ApiError, OptionalJson, Ready};
 
 /// Longest snooze accepted: a week. Longer is "resolve it", not "snooze it".
@@ -82,32 +83,38 @@ pub fn parse_note(body: Option<NoteBody>) -> Result<(String, Option<String>), Ap
 
 pub async fn snooze(
     Ready(system): Ready,
+    Via(via): Via,
     id: IdSegment,
     OptionalJson(body): OptionalJson<SnoozeBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
     let (duration, by) = parse_snooze(body)?;
-    let (id, by) = parse_command(&id_segment(id)?, Some(CommandBody { by }))?;
+    let (id, mut by) = parse_command(&id_segment(id)?, Some(CommandBody { by }))?;
+    by.via = via;
     let result = system.snooze(id, by, duration).await;
     command_answer(&system, id, result).await
 }
 
 pub async fn escalate(
     Ready(system): Ready,
+    Via(via): Via,
     id: IdSegment,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let (id, by) = parse_command(&id_segment(id)?, body)?;
+    let (id, mut by) = parse_command(&id_segment(id)?, body)?;
+    by.via = via;
     let result = system.escalate(id, by).await;
     command_answer(&system, id, result).await
 }
 
 pub async fn add_note(
     Ready(system): Ready,
+    Via(via): Via,
     id: IdSegment,
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> Result<(StatusCode, Json<IncidentView>), ApiError> {
     let (text, by) = parse_note(body)?;
-    let (id, by) = parse_command(&id_segment(id)?, Some(CommandBody { by }))?;
+    let (id, mut by) = parse_command(&id_segment(id)?, Some(CommandBody { by }))?;
+    by.via = via;
     let result = system.add_note(id, by, text).await;
     let view = command_answer(&system, id, result).await?;
     Ok((StatusCode::CREATED, view))

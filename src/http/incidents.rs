@@ -20,6 +20,7 @@ use incident_actors::time::Timestamp;
 use incident_actors::System;
 use serde::{Deserialize, Serialize};
 
+use super::via::Via;
 use super::{ApiError, OptionalJson, Ready};
 
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -132,20 +133,24 @@ pub async fn get(Ready(system): Ready, id: IdSegment) -> Result<Json<IncidentDet
 
 pub async fn acknowledge(
     Ready(system): Ready,
+    Via(via): Via,
     id: IdSegment,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let (id, by) = parse_command(&id_segment(id)?, body)?;
+    let (id, mut by) = parse_command(&id_segment(id)?, body)?;
+    by.via = via;
     let result = system.acknowledge(id, by).await;
     command_answer(&system, id, result).await
 }
 
 pub async fn resolve(
     Ready(system): Ready,
+    Via(via): Via,
     id: IdSegment,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let (id, by) = parse_command(&id_segment(id)?, body)?;
+    let (id, mut by) = parse_command(&id_segment(id)?, body)?;
+    by.via = via;
     let result = system.resolve(id, by).await;
     command_answer(&system, id, result).await
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod health;
 pub mod incident_actions;
 pub mod incidents;
+pub mod via;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
