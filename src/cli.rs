@@ -30,6 +30,99 @@ pub enum Command {
     Serve(ServeArgs),
     /// Parse and validate a config file; print every error as FILE:LINE:COL: message.
     CheckConfig(CheckConfigArgs),
+    /// List or show incidents of a running server.
+    Incidents(IncidentsArgs),
+    /// Acknowledge an incident: its escalation stops.
+    Ack(ActionArgs),
+    /// Resolve an incident.
+    Resolve(ActionArgs),
+    /// Snooze an incident: acknowledged for DURATION, then triggered again.
+    Snooze(SnoozeArgs),
+    /// Fire the incident's next escalation step now.
+    Escalate(ActionArgs),
+    /// Add a note to an incident's timeline.
+    Note(NoteArgs),
+}
+
+/// How to reach a running server.
+#[derive(Debug, Clone, Args)]
+pub struct Remote {
+    /// The lim server's base URL.
+    #[arg(
+        long,
+        env = "LIM_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+    /// API token, sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "LIM_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    #[command(subcommand)]
+    pub command: IncidentsCommand,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// Newest first.
+    List {
+        /// triggered, acknowledged, resolved or open.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One incident with its alerts and timeline.
+    Show { id: u64 },
+}
+
+/// Who acts: defaults to the local user name.
+fn default_actor() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .map(|u| format!("cli:{u}"))
+        .unwrap_or_else(|_| "cli".to_string())
+}
+
+#[derive(Debug, Args)]
+pub struct ActionArgs {
+    pub id: u64,
+    /// Who acts (recorded on the timeline). [default: cli:$USER]
+    #[arg(long, default_value_t = default_actor())]
+    pub by: String,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Args)]
+pub struct SnoozeArgs {
+    pub id: u64,
+    /// How long, e.g. 30m, 4h.
+    pub duration: String,
+    #[arg(long, default_value_t = default_actor())]
+    pub by: String,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Args)]
+pub struct NoteArgs {
+    pub id: u64,
+    /// The note's text.
+    pub text: String,
+    #[arg(long, default_value_t = default_actor())]
+    pub by: String,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Args)]

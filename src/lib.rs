@@ -1,6 +1,8 @@
 //! `lim`, the server: everything around the core crate `incident_actors`.
 //!
-//! * [`cli`]: the `lim` command line (`serve`, `check-config`).
+//! * [`cli`]: the `lim` command line (`serve`, `check-config`, and the
+//!   commands that act on a running server, run by [`remote`] through
+//!   [`client`], a small client of the HTTP API).
 //! * [`config`]: defaults, the TOML file, environment overrides; validation
 //!   with `FILE:LINE:COL` diagnostics.
 //! * [`server`]: `serve` binds the listener, starts the actor system (retrying
@@ -14,8 +16,10 @@
 //! reverse. `main.rs` only parses the command line and calls in here.
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod http;
+pub mod remote;
 pub mod server;
 pub mod store;
 pub mod telemetry;

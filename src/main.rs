@@ -22,5 +22,28 @@ async fn main() -> anyhow::Result<ExitCode> {
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         )),
+        Command::Incidents(args) => Ok(print(lim::remote::incidents(&args).await)),
+        Command::Ack(args) => Ok(print(lim::remote::ack(&args).await)),
+        Command::Resolve(args) => Ok(print(lim::remote::resolve(&args).await)),
+        Command::Escalate(args) => Ok(print(lim::remote::escalate(&args).await)),
+        Command::Snooze(args) => Ok(print(lim::remote::snooze(&args).await)),
+        Command::Note(args) => Ok(print(lim::remote::note(&args).await)),
+    }
+}
+
+/// Prints a remote command's output, or its error as one line on stderr.
+fn print(result: Result<String, lim::client::ClientError>) -> ExitCode {
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            if !out.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("lim: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -1,0 +1,248 @@
+//! The CLI's commands that talk to a running server (`lim incidents`,
+//! `lim ack`, `lim resolve`, `lim snooze`, `lim escalate`, `lim note`):
+//! one API call each through [`crate::client::ApiClient`], printed as a
+//! table for people or, with `--json`, as the server's JSON for scripts.
+
+use std::fmt::Write as _;
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::cli::{ActionArgs, IncidentsArgs, IncidentsCommand, NoteArgs, Remote, SnoozeArgs};
+use crate::client::{ApiClient, ClientError};
+
+fn client(remote: &Remote) -> Result<ApiClient, ClientError> {
+    ApiClient::new(&remote.server, remote.token.clone())
+}
+
+fn render(remote: &Remote, value: &Value, table: impl FnOnce(&Value) -> String) -> String {
+    if remote.json {
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    } else {
+        table(value)
+    }
+}
+
+pub async fn incidents(args: &IncidentsArgs) -> Result<String, ClientError> {
+    let api = client(&args.remote)?;
+    match &args.command {
+        IncidentsCommand::List { status, limit } => {
+            let mut query = vec![("limit", limit.to_string())];
+            if let Some(s) = status {
+                query.push(("status", s.clone()));
+            }
+            let v = api
+                .request(Method::GET, "/v1/incidents", &query, None)
+                .await?;
+            Ok(render(&args.remote, &v, incident_table))
+        }
+        IncidentsCommand::Show { id } => {
+            let v = api
+                .request(Method::GET, &format!("/v1/incidents/{id}"), &[], None)
+                .await?;
+            Ok(render(&args.remote, &v, incident_detail))
+        }
+    }
+}
+
+async fn act(remote: &Remote, id: u64, action: &str, body: Value) -> Result<String, ClientError> {
+    let v = client(remote)?
+        .request(
+            Method::POST,
+            &format!("/v1/incidents/{id}/{action}"),
+            &[],
+            Some(body),
+        )
+        .await?;
+    Ok(render(remote, &v, |v| {
+        format!("incident {} is {}\n", text(&v["id"]), text(&v["status"]))
+    }))
+}
+
+pub async fn ack(a: &ActionArgs) -> Result<String, ClientError> {
+    act(&a.remote, a.id, "acknowledge", json!({ "by": a.by })).await
+}
+
+pub async fn resolve(a: &ActionArgs) -> Result<String, ClientError> {
+    act(&a.remote, a.id, "resolve", json!({ "by": a.by })).await
+}
+
+pub async fn escalate(a: &ActionArgs) -> Result<String, ClientError> {
+    act(&a.remote, a.id, "escalate", json!({ "by": a.by })).await
+}
+
+pub async fn snooze(a: &SnoozeArgs) -> Result<String, ClientError> {
+    act(
+        &a.remote,
+        a.id,
+        "snooze",
+        json!({ "for": a.duration, "by": a.by }),
+    )
+    .await
+}
+
+pub async fn note(a: &NoteArgs) -> Result<String, ClientError> {
+    act(
+        &a.remote,
+        a.id,
+        "notes",
+        json!({ "text": a.text, "by": a.by }),
+    )
+    .await
+}
+
+/// A JSON scalar as plain text (strings unquoted, null as `-`).
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Left-aligned columns, widths from the widest cell; the last column is free.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let last = cells.len().saturating_sub(1);
+        for (i, cell) in cells.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                let _ = write!(out, "{cell:<width$}  ", width = widths[i]);
+            }
+        }
+        out.push('\n');
+    };
+    line(headers.to_vec(), &mut out);
+    for row in rows {
+        line(row.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
+}
+
+fn incident_table(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = v["incidents"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|i| {
+            vec![
+                text(&i["id"]),
+                text(&i["status"]),
+                text(&i["severity"]),
+                text(&i["service"]),
+                text(&i["alert_count"]),
+                text(&i["created_at"]),
+                text(&i["title"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no incidents\n".to_string();
+    }
+    table(
+        &[
+            "ID", "STATUS", "SEVERITY", "SERVICE", "ALERTS", "CREATED", "TITLE",
+        ],
+        &rows,
+    )
+}
+
+fn incident_detail(v: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "incident {}: {}", text(&v["id"]), text(&v["title"]));
+    for key in [
+        "status",
+        "severity",
+        "service",
+        "created_at",
+        "updated_at",
+        "acknowledged_by",
+        "resolved_by",
+    ] {
+        let _ = writeln!(out, "  {key:<16}{}", text(&v[key]));
+    }
+    let labels = v["labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", text(v)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let _ = writeln!(out, "  {:<16}{labels}", "labels");
+    let _ = writeln!(
+        out,
+        "  {:<16}{}",
+        "next step at",
+        text(&v["escalation"]["next_at"])
+    );
+    let _ = writeln!(out, "\ntimeline:");
+    for e in v["timeline"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let who = match (&e["by"], &e["via"]) {
+            (Value::String(by), Value::String(via)) => format!(" by {by} via {via}"),
+            _ => String::new(),
+        };
+        let extra = match e["type"].as_str() {
+            Some("note_added") => format!(": {}", text(&e["text"])),
+            Some("snoozed") => format!(" until {}", text(&e["until"])),
+            Some("notified") => format!(" step {} repeat {}", text(&e["step"]), text(&e["repeat"])),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  {}  {}{who}{extra}",
+            text(&e["at"]),
+            text(&e["type"])
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_keep_the_last_column_free() {
+        let t = table(
+            &["ID", "TITLE"],
+            &[
+                vec!["1".into(), "a long title".into()],
+                vec!["22".into(), "x".into()],
+            ],
+        );
+        assert_eq!(t, "ID  TITLE\n1   a long title\n22  x\n");
+    }
+
+    #[test]
+    fn empty_list_says_so() {
+        assert_eq!(incident_table(&json!({"incidents": []})), "no incidents\n");
+    }
+
+    #[test]
+    fn detail_shows_timeline_attribution() {
+        let v = json!({
+            "id": 3, "title": "p99 latency", "status": "acknowledged", "labels": {"model": "gpt-4o"},
+            "escalation": {"next_at": null},
+            "timeline": [{"at": "2026-01-01T00:00:00.000Z", "type": "acknowledged", "by": "alice", "via": "cli"}]
+        });
+        let out = incident_detail(&v);
+        assert!(out.contains("incident 3: p99 latency"));
+        assert!(out.contains("model=gpt-4o"));
+        assert!(out.contains("acknowledged by alice via cli"));
+    }
+}

@@ -1,0 +1,114 @@
+//! The CLI against a live server: `lim incidents`, `ack`, `snooze`, `note`,
+//! `escalate`, `resolve` run as the real binary against a real `lim serve`,
+//! tables for people, `--json` for scripts, one-line errors.
+
+mod lim_process;
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use lim_process::LimProcess;
+use serde_json::{json, Value};
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_lim"))
+}
+
+async fn lim(server: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(binary())
+        .args(args)
+        .env("LIM_SERVER", server)
+        .env("USER", "carol")
+        .env_remove("LIM_TOKEN")
+        .output()
+        .await
+        .expect("run lim")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_drives_a_live_server() {
+    let (_dir, url) = support::temp_sqlite_url();
+    let server = LimProcess::start(binary(), &url, None).await;
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    http.post(server.url("/v1/alerts"))
+        .json(&json!({"labels": {"alertname": "HighLatency", "service": "chat", "model": "gpt-4o", "severity": "critical"},
+                      "annotations": {"summary": "p99 latency 4.2s"}}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+
+    let list = lim(&base, &["incidents", "list"]).await;
+    assert!(list.status.success(), "{}", stderr(&list));
+    let out = stdout(&list);
+    assert!(out.starts_with("ID  STATUS"), "{out}");
+    assert!(out.contains("triggered") && out.contains("p99 latency 4.2s"), "{out}");
+
+    let ack = lim(&base, &["ack", "1"]).await;
+    assert!(ack.status.success(), "{}", stderr(&ack));
+    assert_eq!(stdout(&ack), "incident 1 is acknowledged\n");
+    let snooze = lim(&base, &["snooze", "1", "30m", "--by", "bob"]).await;
+    assert!(snooze.status.success(), "{}", stderr(&snooze));
+    let note = lim(&base, &["note", "1", "rolled back the deploy"]).await;
+    assert!(note.status.success(), "{}", stderr(&note));
+    let escalate = lim(&base, &["escalate", "1"]).await;
+    assert_eq!(stdout(&escalate), "incident 1 is triggered\n");
+
+    let show = lim(&base, &["incidents", "show", "1", "--json"]).await;
+    let v: Value = serde_json::from_slice(&show.stdout).expect("--json prints JSON");
+    let timeline: Vec<(String, String, String)> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["via"].is_string())
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["by"].as_str().unwrap().to_string(),
+                e["via"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("acknowledged", "cli:carol", "cli"),
+        ("snoozed", "bob", "cli"),
+        ("note_added", "cli:carol", "cli"),
+        ("escalated", "cli:carol", "cli"),
+    ]
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
+    assert_eq!(timeline, expected, "every action is attributed to who and through the CLI");
+
+    let table = stdout(&lim(&base, &["incidents", "show", "1"]).await);
+    assert!(table.contains("note_added by cli:carol via cli: rolled back the deploy"), "{table}");
+
+    let resolve = lim(&base, &["resolve", "1"]).await;
+    assert!(resolve.status.success());
+    let again = lim(&base, &["ack", "1"]).await;
+    assert!(!again.status.success());
+    assert_eq!(stderr(&again).trim(), "lim: incident 1 is already resolved (409 Conflict)");
+    let missing = lim(&base, &["incidents", "show", "99"]).await;
+    assert!(!missing.status.success());
+    assert_eq!(stderr(&missing).lines().count(), 1);
+    assert!(stderr(&missing).contains("not found"));
+    server.kill9().await;
+}
+
+#[tokio::test]
+async fn unreachable_server_is_one_clear_line() {
+    let o = lim("http://127.0.0.1:9", &["incidents", "list"]).await;
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("lim: cannot reach the lim server at http://127.0.0.1:9"), "{err}");
+}
