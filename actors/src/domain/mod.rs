@@ -6,6 +6,7 @@ pub mod fingerprint;
 pub mod incident;
 pub mod policy;
 pub mod restart;
+pub mod silence;
 
 pub use alert::{Alert, AlertStatus, Labels};
 pub use fingerprint::Fingerprint;
@@ -15,3 +16,4 @@ pub use incident::{
 };
 pub use policy::{EscalationPolicy, EscalationState, EscalationStep, StepFired, Target};
 pub use restart::{RestartIntensity, RestartPolicy};
+pub use silence::{MatchOp, Matcher, MatcherError, Silence, SilenceId, SilenceState};
