@@ -1,7 +1,8 @@
 //! Server configuration: defaults, an optional TOML file, environment overrides.
 //!
 //! Precedence, lowest first: built-in defaults, the file (`--config FILE` or
-//! `LIM_CONFIG`), then the environment (`LIM_LISTEN`, `LIM_DATABASE_URL`).
+//! `LIM_CONFIG`), then the environment (`LIM_LISTEN`, `LIM_DATABASE_URL`,
+//! `LIM_RESOLVE_TIMEOUT`).
 //!
 //! The file is parsed in two passes. Serde (with `deny_unknown_fields`) checks
 //! the shape and keeps the byte span of every value (`toml::Spanned`); then
@@ -14,6 +15,8 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! database_url = "sqlite://./data/lim.db"
+//! resolve_timeout = "5m"   # a pushed Prometheus alert without endsAt
+//!                          # resolves after this long without a re-send
 //!
 //! [escalation]
 //! repeat = 2
@@ -40,6 +43,11 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/lim.db";
 pub const KNOWN_CHANNELS: &[&str] = &["console"];
 /// The name of the policy built from the `[escalation]` table.
 pub const POLICY_NAME: &str = "default";
+/// How long a pushed alert without `endsAt` stays firing without a re-send
+/// (Alertmanager's `resolve_timeout`, same default).
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// The environment variable that overrides `resolve_timeout`.
+pub const RESOLVE_TIMEOUT_ENV: &str = "LIM_RESOLVE_TIMEOUT";
 
 /// The resolved configuration `lim serve` runs with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +55,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
     pub escalation: EscalationPolicy,
+    pub resolve_timeout: Duration,
 }
 
 impl Default for Config {
@@ -57,6 +66,7 @@ impl Default for Config {
                 .expect("the default listen address is valid"),
             database_url: DEFAULT_DATABASE_URL.to_string(),
             escalation: EscalationPolicy::default_console(),
+            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
         }
     }
 }
@@ -75,6 +85,7 @@ pub struct FileSettings {
     pub listen: Option<SocketAddr>,
     pub database_url: Option<String>,
     pub escalation: Option<EscalationPolicy>,
+    pub resolve_timeout: Option<Duration>,
 }
 
 /// One problem in a config file, located at a 1-based line and column.
@@ -179,6 +190,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("invalid duration {s:?}: {e} (expected e.g. \"30s\", \"5m\", \"1h\")"))
 }
 
+/// Parses `resolve_timeout`: a duration greater than zero.
+pub fn parse_resolve_timeout(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "invalid resolve_timeout {s:?}: must be greater than zero"
+        )),
+        d => Ok(d),
+    }
+}
+
 /// Checks that a policy target names an existing channel.
 pub fn check_channel(name: &str) -> Result<(), String> {
     if KNOWN_CHANNELS.contains(&name) {
@@ -198,6 +219,7 @@ pub fn check_channel(name: &str) -> Result<(), String> {
 struct RawFile {
     listen: Option<Spanned<String>>,
     database_url: Option<Spanned<String>>,
+    resolve_timeout: Option<Spanned<String>>,
     escalation: Option<Spanned<RawEscalation>>,
 }
 
@@ -254,12 +276,16 @@ pub fn parse_file(text: &str) -> Result<FileSettings, Vec<Diagnostic>> {
         let url = u.into_inner();
         checker.check(span, check_database_url(&url)).map(|()| url)
     });
+    let resolve_timeout = raw
+        .resolve_timeout
+        .and_then(|t| checker.check(t.span(), parse_resolve_timeout(t.get_ref())));
     let escalation = raw.escalation.and_then(|e| build_policy(&mut checker, e));
     if checker.items.is_empty() {
         Ok(FileSettings {
             listen,
             database_url,
             escalation,
+            resolve_timeout,
         })
     } else {
         Err(checker.items)
@@ -337,6 +363,9 @@ pub fn resolve(file: FileSettings, overrides: &Overrides) -> Result<Config, Conf
     if let Some(policy) = file.escalation {
         config.escalation = policy;
     }
+    if let Some(timeout) = file.resolve_timeout {
+        config.resolve_timeout = timeout;
+    }
     if let Some(listen) = &overrides.listen {
         config.listen = parse_listen(listen).map_err(|message| ConfigError::Env {
             var: "LIM_LISTEN",
@@ -353,13 +382,32 @@ pub fn resolve(file: FileSettings, overrides: &Overrides) -> Result<Config, Conf
     Ok(config)
 }
 
-/// The configuration `lim serve` runs with: the optional file, then the overrides.
+/// Applies `LIM_RESOLVE_TIMEOUT` (its value, if set and not blank) to `config`.
+pub fn apply_resolve_timeout_env(
+    config: &mut Config,
+    value: Option<&str>,
+) -> Result<(), ConfigError> {
+    if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
+        config.resolve_timeout =
+            parse_resolve_timeout(value.trim()).map_err(|message| ConfigError::Env {
+                var: RESOLVE_TIMEOUT_ENV,
+                message,
+            })?;
+    }
+    Ok(())
+}
+
+/// The configuration `lim serve` runs with: the optional file, then the
+/// overrides, then `LIM_RESOLVE_TIMEOUT` (read here: it has no flag).
 pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
     let settings = match file {
         Some(path) => read_file(path)?,
         None => FileSettings::default(),
     };
-    resolve(settings, overrides)
+    let mut config = resolve(settings, overrides)?;
+    let env = std::env::var(RESOLVE_TIMEOUT_ENV).ok();
+    apply_resolve_timeout_env(&mut config, env.as_deref())?;
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -485,6 +533,37 @@ targets = ["console"]
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn resolve_timeout_from_file_and_env() {
+        let s = parse_file("resolve_timeout = \"90s\"\n").unwrap();
+        assert_eq!(s.resolve_timeout, Some(Duration::from_secs(90)));
+        let mut c = resolve(s, &Overrides::default()).unwrap();
+        assert_eq!(c.resolve_timeout, Duration::from_secs(90));
+        assert_eq!(
+            Config::default().resolve_timeout,
+            Duration::from_secs(5 * 60)
+        );
+        apply_resolve_timeout_env(&mut c, None).unwrap();
+        apply_resolve_timeout_env(&mut c, Some(" ")).unwrap();
+        assert_eq!(c.resolve_timeout, Duration::from_secs(90));
+        apply_resolve_timeout_env(&mut c, Some("10m")).unwrap();
+        assert_eq!(c.resolve_timeout, Duration::from_secs(600));
+        let err = apply_resolve_timeout_env(&mut c, Some("soon")).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Env {
+                var: "LIM_RESOLVE_TIMEOUT",
+                ..
+            }
+        ));
+        let e = errors("listen = \"127.0.0.1:1\"\nresolve_timeout = \"0s\"\n");
+        assert_eq!((e[0].0, e[0].1), (2, 19));
+        assert!(e[0].2.contains("greater than zero"), "{}", e[0].2);
+        let e = errors("resolve_timeout = \"5 parsecs\"\n");
+        assert_eq!((e[0].0, e[0].1), (1, 19));
+        assert!(e[0].2.contains("duration"), "{}", e[0].2);
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub async fn serve_until(
     println!("lim listening on http://{addr}");
     tracing::info!(%addr, "listening");
 
-    let state = AppState::new();
+    let state = AppState::new().with_resolve_timeout(config.resolve_timeout);
     let mut http = HttpServer::start(listener, state.clone());
     tokio::pin!(shutdown);
 

@@ -148,7 +148,10 @@ pub fn group_by_incident_key(alerts: &[Alert]) -> Vec<Vec<usize>> {
 }
 
 /// Ingests every alert; answers in input order once all are committed.
-async fn ingest_all(system: &System, alerts: Vec<Alert>) -> Result<Vec<IngestOutcome>, ApiError> {
+pub(crate) async fn ingest_all(
+    system: &System,
+    alerts: Vec<Alert>,
+) -> Result<Vec<IngestOutcome>, ApiError> {
     if alerts.len() == 1 {
         let alert = alerts.into_iter().next().expect("one alert");
         return Ok(vec![system.ingest(alert).await?]);

@@ -13,17 +13,23 @@
 //!   mapping (415, 413, `invalid_json`, `invalid_body`) instead of axum's
 //!   plain-text rejections.
 //!
-//! Handlers live in [`alerts`], [`incidents`] and [`health`]; errors in [`error`].
+//! Handlers live in [`alerts`], [`incidents`] and [`health`]; the other
+//! ingest formats in [`prometheus`] (Prometheus' push, Alertmanager API v2),
+//! [`alertmanager`] (Alertmanager's and Grafana's webhook) and [`pagerduty`]
+//! (PagerDuty Events API v2); errors in [`error`].
 
+pub mod alertmanager;
 pub mod alerts;
 pub mod error;
 pub mod health;
 pub mod incident_actions;
 pub mod incidents;
+pub mod pagerduty;
+pub mod prometheus;
 pub mod via;
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
@@ -37,6 +43,7 @@ use incident_actors::System;
 use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+pub use crate::config::DEFAULT_RESOLVE_TIMEOUT;
 pub use error::ApiError;
 
 /// Largest accepted request body.
@@ -50,6 +57,7 @@ pub struct AppState {
     system: Arc<OnceLock<System>>,
     ingest_permits: Arc<Semaphore>,
     max_in_flight: usize,
+    resolve_timeout: Duration,
 }
 
 impl Default for AppState {
@@ -71,7 +79,20 @@ impl AppState {
             system: Arc::new(OnceLock::new()),
             ingest_permits: Arc::new(Semaphore::new(max)),
             max_in_flight: max,
+            resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
         }
+    }
+
+    /// This state with a different resolve timeout: how long a pushed
+    /// Prometheus alert without `endsAt` stays firing without a re-send.
+    pub fn with_resolve_timeout(mut self, timeout: Duration) -> Self {
+        self.resolve_timeout = timeout;
+        self
+    }
+
+    /// See [`AppState::with_resolve_timeout`]; 5 minutes unless configured.
+    pub fn resolve_timeout(&self) -> Duration {
+        self.resolve_timeout
     }
 
     /// A state that is ready at once (tests, embedding).
@@ -115,6 +136,12 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/v1/alerts", post(alerts::post_alerts))
+        .route("/api/v2/alerts", post(prometheus::post_alerts))
+        .route(
+            "/v1/integrations/alertmanager",
+            post(alertmanager::post_webhook),
+        )
+        .route("/v2/enqueue", post(pagerduty::enqueue))
         .route("/v1/incidents", get(incidents::list))
         .route("/v1/incidents/{id}", get(incidents::get))
         .route(
