@@ -53,7 +53,10 @@ async fn cli_drives_a_live_server() {
     assert!(list.status.success(), "{}", stderr(&list));
     let out = stdout(&list);
     assert!(out.starts_with("ID  STATUS"), "{out}");
-    assert!(out.contains("triggered") && out.contains("p99 latency 4.2s"), "{out}");
+    assert!(
+        out.contains("triggered") && out.contains("p99 latency 4.2s"),
+        "{out}"
+    );
 
     let ack = lim(&base, &["ack", "1"]).await;
     assert!(ack.status.success(), "{}", stderr(&ack));
@@ -87,16 +90,25 @@ async fn cli_drives_a_live_server() {
         ("escalated", "cli:carol", "cli"),
     ]
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
-    assert_eq!(timeline, expected, "every action is attributed to who and through the CLI");
+    assert_eq!(
+        timeline, expected,
+        "every action is attributed to who and through the CLI"
+    );
 
     let table = stdout(&lim(&base, &["incidents", "show", "1"]).await);
-    assert!(table.contains("note_added by cli:carol via cli: rolled back the deploy"), "{table}");
+    assert!(
+        table.contains("note_added by cli:carol via cli: rolled back the deploy"),
+        "{table}"
+    );
 
     let resolve = lim(&base, &["resolve", "1"]).await;
     assert!(resolve.status.success());
     let again = lim(&base, &["ack", "1"]).await;
     assert!(!again.status.success());
-    assert_eq!(stderr(&again).trim(), "lim: incident 1 is already resolved (409 Conflict)");
+    assert_eq!(
+        stderr(&again).trim(),
+        "lim: incident 1 is already resolved (409 Conflict)"
+    );
     let missing = lim(&base, &["incidents", "show", "99"]).await;
     assert!(!missing.status.success());
     assert_eq!(stderr(&missing).lines().count(), 1);
@@ -110,5 +122,8 @@ async fn unreachable_server_is_one_clear_line() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("lim: cannot reach the lim server at http://127.0.0.1:9"), "{err}");
+    assert!(
+        err.starts_with("lim: cannot reach the lim server at http://127.0.0.1:9"),
+        "{err}"
+    );
 }

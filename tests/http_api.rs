@@ -9,10 +9,13 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use incident_actors::console::ConsoleChannel;
-use incident_actors::domain::{Fingerprint, Labels};
+use incident_actors::domain::{
+    Alert, AlertStatus, Attribution, EscalationPolicy, Fingerprint, Incident, IncidentId,
+    Interface, Labels,
+};
 use incident_actors::memory_store::MemoryStore;
-use incident_actors::ports::SharedStore;
-use incident_actors::time::SystemClock;
+use incident_actors::ports::{IncidentWrite, SharedStore, WriteBatch};
+use incident_actors::time::{SystemClock, Timestamp};
 use incident_actors::{spawn_system, System, SystemConfig, SystemDeps};
 use lim::http::{app, AppState};
 use serde_json::{json, Value};
@@ -549,4 +552,339 @@ async fn overload_and_store_failure_answer_503_with_retry_after() {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     assert_eq!(r.body["results"][0]["action"], "created");
     system.shutdown().await;
+}
+
+// ------------------------------------------------------ the incident list
+
+/// What happens to a seeded incident after it opens, and when.
+enum Then {
+    Acknowledged(&'static str),
+    Resolved(&'static str),
+}
+
+fn at(rfc3339: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(rfc3339).expect("RFC 3339")
+}
+
+/// The writes of incident `id`: opened at `created` for an alert with
+/// `labels` (plus a unique alertname), then acknowledged or resolved (an
+/// open seed without an acknowledge would page at once on start).
+fn seed(id: u64, labels: &[(&str, &str)], created: &str, then: Then) -> Vec<IncidentWrite> {
+    let mut all: Labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    all.insert("alertname".into(), format!("Seeded{id}"));
+    let alert = Alert {
+        labels: all,
+        annotations: Labels::new(),
+        status: AlertStatus::Firing,
+        starts_at: at(created),
+        ends_at: None,
+        source: "native".into(),
+        dedup_key: None,
+        extra: None,
+    };
+    let policy = EscalationPolicy::default_console();
+    let write = |incident: &mut Incident, change: incident_actors::domain::Change, when| {
+        incident.bump_version();
+        IncidentWrite {
+            incident: incident.clone(),
+            events: change.events,
+            alerts: change.alerts,
+            received_at: when,
+        }
+    };
+    let (mut incident, change) = Incident::open(IncidentId(id), alert, &policy, at(created));
+    let mut writes = vec![write(&mut incident, change, at(created))];
+    let by = Attribution::new("seed", Interface::Api);
+    match then {
+        Then::Acknowledged(when) => {
+            let change = incident.acknowledge(by, &policy, at(when)).unwrap();
+            writes.push(write(&mut incident, change, at(when)));
+        }
+        Then::Resolved(when) => {
+            let change = incident.resolve(by, at(when)).unwrap();
+            writes.push(write(&mut incident, change, at(when)));
+        }
+    }
+    writes
+}
+
+/// A harness whose store holds `writes` before the system starts.
+async fn seeded_harness(writes: Vec<Vec<IncidentWrite>>) -> Harness {
+    let (dir, url) = support::temp_sqlite_url();
+    let store = lim::store::open_store(&url)
+        .await
+        .expect("open sqlite store");
+    store
+        .commit(&WriteBatch {
+            incidents: writes.concat(),
+            touches: Vec::new(),
+        })
+        .await
+        .expect("seed");
+    let system = start(store).await;
+    Harness {
+        _dir: dir,
+        state: AppState::ready(system.clone()),
+        system,
+    }
+}
+
+/// The ids of a list answer, checking it is a 200 with `next_cursor`.
+async fn listed(state: &AppState, uri: &str) -> (Vec<u64>, Option<String>) {
+    let r = get(state, uri).await;
+    assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.body);
+    let ids = r.body["incidents"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{uri}: {}", r.body))
+        .iter()
+        .map(|i| i["id"].as_u64().unwrap())
+        .collect();
+    let next = &r.body["next_cursor"];
+    assert!(next.is_null() || next.is_string(), "{uri}: {}", r.body);
+    (ids, next.as_str().map(str::to_string))
+}
+
+#[tokio::test]
+async fn incident_list_filters() {
+    let h = seeded_harness(vec![
+        seed(
+            1,
+            &[
+                ("model", "gpt-4o"),
+                ("provider", "openai"),
+                ("service", "chat"),
+                ("severity", "critical"),
+            ],
+            "2025-01-01T00:00:01Z",
+            Then::Acknowledged("2025-01-01T00:00:10Z"),
+        ),
+        seed(
+            2,
+            &[
+                ("model", "gpt-4o"),
+                ("provider", "azure"),
+                ("service", "chat"),
+                ("severity", "warning"),
+            ],
+            "2025-01-01T00:00:02Z",
+            Then::Resolved("2025-01-01T00:00:20Z"),
+        ),
+        seed(
+            3,
+            &[
+                ("model", "claude"),
+                ("provider", "anthropic"),
+                ("service", "search"),
+                ("severity", "critical"),
+            ],
+            "2025-01-01T00:00:03Z",
+            Then::Acknowledged("2025-01-01T00:00:30Z"),
+        ),
+        seed(
+            4,
+            &[
+                ("model", "gpt-4o"),
+                ("provider", "openai"),
+                ("service", "search"),
+            ],
+            "2025-01-01T00:00:04Z",
+            Then::Resolved("2025-01-01T00:00:05Z"),
+        ),
+    ])
+    .await;
+    let s = &h.state;
+    // Incident 5, live: created now, gpt-4o, chat, critical, no provider.
+    let r = post_json(s, "/v1/alerts", high_latency()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(r.body["results"][0]["incident_id"], 5);
+
+    for (uri, expected) in [
+        ("/v1/incidents", vec![5, 4, 3, 2, 1]),
+        ("/v1/incidents?status=open", vec![5, 3, 1]),
+        ("/v1/incidents?status=triggered", vec![5]),
+        (
+            "/v1/incidents?status=acknowledged&label=model=gpt-4o",
+            vec![1],
+        ),
+        ("/v1/incidents?label=model%3Dgpt-4o", vec![5, 4, 2, 1]),
+        (
+            "/v1/incidents?label=model=gpt-4o&label=provider=openai",
+            vec![4, 1],
+        ),
+        (
+            "/v1/incidents?label=model=gpt-4o&label=model=claude",
+            vec![],
+        ),
+        ("/v1/incidents?label=tenant=acme", vec![]),
+        ("/v1/incidents?service=search", vec![4, 3]),
+        ("/v1/incidents?service=chat&status=resolved", vec![2]),
+        ("/v1/incidents?severity=critical", vec![5, 3, 1]),
+        (
+            "/v1/incidents?since=2025-01-01T00:00:02Z&until=2025-01-01T00:00:04Z",
+            vec![3, 2],
+        ),
+        (
+            "/v1/incidents?since=2025-01-01T01:00:02%2B01:00&until=2025-01-01T00:00:04.000Z",
+            vec![3, 2],
+        ),
+        ("/v1/incidents?until=2025-01-01T00:00:02Z", vec![1]),
+        ("/v1/incidents?sort=created_asc&status=open", vec![1, 3, 5]),
+        ("/v1/incidents?sort=created_desc", vec![5, 4, 3, 2, 1]),
+        // 5 changed now; then 3 (:30), 2 (:20), 1 (:10), 4 (:05).
+        ("/v1/incidents?sort=updated_desc", vec![5, 3, 2, 1, 4]),
+        (
+            "/v1/incidents?sort=updated_desc&label=model=gpt-4o&status=resolved",
+            vec![2, 4],
+        ),
+    ] {
+        let (ids, next) = listed(s, uri).await;
+        assert_eq!(ids, expected, "{uri}");
+        assert_eq!(next, None, "{uri}: a single page");
+    }
+    let r = get(s, "/v1/incidents?service=search").await;
+    assert_eq!(r.body["incidents"][0]["service"], "search");
+    assert_eq!(r.body["incidents"][0]["labels"]["model"], "gpt-4o");
+    h.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn incident_list_pages_with_next_cursor() {
+    // Seven resolved incidents, some sharing a creation second; even ids
+    // are gpt-4o.
+    let created = [
+        "2025-01-01T00:00:01Z",
+        "2025-01-01T00:00:01Z",
+        "2025-01-01T00:00:02Z",
+        "2025-01-01T00:00:03Z",
+        "2025-01-01T00:00:03Z",
+        "2025-01-01T00:00:03Z",
+        "2025-01-01T00:00:04Z",
+    ];
+    let writes = (1..=7u64)
+        .map(|id| {
+            let model = if id % 2 == 0 { "gpt-4o" } else { "claude" };
+            seed(
+                id,
+                &[("model", model)],
+                created[id as usize - 1],
+                Then::Resolved("2025-01-02T00:00:00Z"),
+            )
+        })
+        .collect();
+    let h = seeded_harness(writes).await;
+    let s = &h.state;
+
+    for (base, expected) in [
+        ("/v1/incidents?limit=3", vec![7, 6, 5, 4, 3, 2, 1]),
+        (
+            "/v1/incidents?limit=3&sort=created_asc&status=resolved",
+            vec![1, 2, 3, 4, 5, 6, 7],
+        ),
+    ] {
+        let (p1, c1) = listed(s, base).await;
+        let c1 = c1.expect("a second page");
+        let (p2, c2) = listed(s, &format!("{base}&cursor={c1}")).await;
+        let c2 = c2.expect("a third page");
+        let (p3, c3) = listed(s, &format!("{base}&cursor={c2}")).await;
+        assert_eq!((p1.len(), p2.len(), p3.len()), (3, 3, 1), "{base}");
+        assert_eq!(c3, None, "{base}: the last page");
+        assert_eq!([p1, p2, p3].concat(), expected, "{base}");
+    }
+
+    // A filtered list that ends exactly on a page boundary: no empty page.
+    let base = "/v1/incidents?status=resolved&label=model=gpt-4o&limit=2";
+    let (p1, c1) = listed(s, base).await;
+    assert_eq!(p1, [6, 4]);
+    let (p2, c2) = listed(s, &format!("{base}&cursor={}", c1.unwrap())).await;
+    assert_eq!((p2, c2), (vec![2], None));
+    let (all, none) = listed(s, "/v1/incidents?label=model=gpt-4o&limit=3").await;
+    assert_eq!((all, none), (vec![6, 4, 2], None));
+
+    // A cursor only works with the sort it was made for.
+    let (_, c) = listed(s, "/v1/incidents?limit=1").await;
+    let c = c.unwrap();
+    let r = get(
+        s,
+        &format!("/v1/incidents?limit=1&sort=created_asc&cursor={c}"),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_parameter")
+    );
+    assert!(r.message().contains("`cursor`"), "{}", r.message());
+
+    // An incident arriving between pages does not shift the pages.
+    let (p1, c1) = listed(s, "/v1/incidents?limit=3").await;
+    let r = post_json(s, "/v1/alerts", high_latency()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let (p2, _) = listed(s, &format!("/v1/incidents?limit=3&cursor={}", c1.unwrap())).await;
+    assert_eq!([p1, p2].concat(), [7, 6, 5, 4, 3, 2]);
+    h.system.shutdown().await;
+}
+
+#[tokio::test]
+async fn incident_list_bad_parameters_name_the_parameter() {
+    let h = harness().await;
+    let s = &h.state;
+    let other_sort = {
+        let r = post_json(s, "/v1/alerts", high_latency()).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        let r = post_json(s, "/v1/alerts", json!({"labels": {"alertname": "Other"}})).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        let (_, c) = listed(s, "/v1/incidents?limit=1&sort=updated_desc").await;
+        c.expect("two incidents, pages of one")
+    };
+    for (uri, name) in [
+        ("/v1/incidents?status=closed", "status"),
+        ("/v1/incidents?status=open&status=resolved", "status"),
+        ("/v1/incidents?limit=0", "limit"),
+        ("/v1/incidents?limit=1001", "limit"),
+        ("/v1/incidents?limit=x", "limit"),
+        ("/v1/incidents?sort=newest", "sort"),
+        ("/v1/incidents?since=yesterday", "since"),
+        ("/v1/incidents?until=2025-01-01", "until"),
+        (
+            "/v1/incidents?since=2025-01-02T00:00:00Z&until=2025-01-01T00:00:00Z",
+            "until",
+        ),
+        ("/v1/incidents?label=model", "label"),
+        ("/v1/incidents?label=model=", "label"),
+        ("/v1/incidents?label==gpt-4o", "label"),
+        ("/v1/incidents?service=", "service"),
+        ("/v1/incidents?severity=", "severity"),
+        ("/v1/incidents?cursor=zz", "cursor"),
+        ("/v1/incidents?cursor=", "cursor"),
+        (
+            "/v1/incidents?cursor=10000000000000000000000000000000000",
+            "cursor",
+        ),
+        ("/v1/incidents?labels=model=gpt-4o", "labels"),
+    ] {
+        let r = get(s, uri).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            "{uri}: {}",
+            r.body
+        );
+        assert!(
+            r.message().contains(&format!("`{name}`")),
+            "{uri}: {}",
+            r.message()
+        );
+    }
+    let r = get(s, &format!("/v1/incidents?cursor={other_sort}")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.message().contains("updated_desc"), "{}", r.message());
+    let (ids, _) = listed(
+        s,
+        &format!("/v1/incidents?sort=updated_desc&limit=1&cursor={other_sort}"),
+    )
+    .await;
+    assert_eq!(ids.len(), 1);
+    h.system.shutdown().await;
 }

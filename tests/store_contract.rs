@@ -1,8 +1,9 @@
 //! The `Store` contract: one suite of generic checks, run against every
 //! backend — SQLite on a temporary file, SQLite in memory and PostgreSQL on a
-//! brand-new database per test — plus the backend-specific checks of opening
-//! (files, folders and databases created when missing, pragmas, unknown
-//! schemes, undecodable snapshots).
+//! brand-new database per test; the incident list checks also on the core's
+//! in-memory store, whose `IncidentQuery::matches` is the reference — plus
+//! the backend-specific checks of opening (files, folders and databases
+//! created when missing, pragmas, unknown schemes, undecodable snapshots).
 
 mod support;
 
@@ -10,8 +11,10 @@ use incident_actors::domain::{
     Alert, AlertStatus, Attribution, Change, EscalationPolicy, Incident, IncidentId,
     IncidentStatus, Interface, Labels, TimelineEvent,
 };
+use incident_actors::memory_store::MemoryStore;
 use incident_actors::ports::{
-    IncidentQuery, IncidentWrite, SharedStore, StatusFilter, StoreError, Touch, WriteBatch,
+    Cursor, IncidentQuery, IncidentSort, IncidentWrite, SharedStore, StatusFilter, StoreError,
+    Touch, WriteBatch,
 };
 use incident_actors::time::Timestamp;
 use lim::store::{open_store, PostgresStore, SqliteStore, StoreOpenError};
@@ -35,6 +38,16 @@ async fn sqlite_file() -> Fixture {
         store,
         url,
         _dir: Some(dir),
+    }
+}
+
+/// The core's in-memory store: the reference the SQL stores must agree
+/// with (it runs the list checks only).
+async fn memory() -> Fixture {
+    Fixture {
+        store: std::sync::Arc::new(MemoryStore::new()),
+        url: String::new(),
+        _dir: None,
     }
 }
 
@@ -159,10 +172,22 @@ async fn get(store: &SharedStore, id: u64) -> Option<Incident> {
 }
 
 async fn list(store: &SharedStore, status: Option<StatusFilter>, limit: u32) -> Vec<u64> {
+    query(
+        store,
+        IncidentQuery {
+            status,
+            limit,
+            ..IncidentQuery::default()
+        },
+    )
+    .await
+}
+
+async fn query(store: &SharedStore, q: IncidentQuery) -> Vec<u64> {
     store
-        .list_incidents(&IncidentQuery { status, limit })
+        .list_incidents(&q)
         .await
-        .expect("list_incidents")
+        .unwrap_or_else(|e| panic!("list_incidents {q:?}: {e}"))
         .into_iter()
         .map(|i| i.id.0)
         .collect()
@@ -622,20 +647,515 @@ async fn survives_reopen(f: Fixture) {
     assert_eq!(list(&store, None, 10).await, [3, 2, 1]);
 }
 
+// ------------------------------------------------- the list: filters, sorts, pages
+
+/// Opens incident `id` at `at` for an alert with exactly `labels` plus a
+/// unique `alertname` (so every incident has its own fingerprint).
+fn open_labeled(id: u64, labels: &[(&str, &str)], at: i64) -> (Incident, IncidentWrite) {
+    let mut a = alert("unused", AlertStatus::Firing);
+    a.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    a.labels.insert("alertname".into(), format!("Alert{id}"));
+    open_with(id, a, at)
+}
+
+fn labels_of(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Eight incidents with varied services, severities and labels. Created at
+/// T0+id, except 8 which shares T0+7 with 7. 2 is acknowledged at T0+50,
+/// 3 and 5 resolved at T0+60 and T0+70 (their `updated_at`).
+async fn eight_incidents(store: &SharedStore) {
+    type Spec<'a> = (u64, &'a [(&'a str, &'a str)], i64);
+    let specs: [Spec; 8] = [
+        (
+            1,
+            &[
+                ("service", "chat"),
+                ("severity", "critical"),
+                ("model", "gpt-4o"),
+                ("provider", "openai"),
+            ],
+            1,
+        ),
+        (
+            2,
+            &[
+                ("service", "chat"),
+                ("severity", "warning"),
+                ("model", "gpt-4o"),
+                ("provider", "azure"),
+            ],
+            2,
+        ),
+        (
+            3,
+            &[
+                ("service", "search"),
+                ("severity", "critical"),
+                ("model", "claude"),
+                ("provider", "anthropic"),
+            ],
+            3,
+        ),
+        (
+            4,
+            &[
+                ("service", "chat"),
+                ("model", "gpt-4o"),
+                ("provider", "openai"),
+                ("we\"ird.key\\", "va'l\"ue"),
+            ],
+            4,
+        ),
+        (
+            5,
+            &[
+                ("service", "search"),
+                ("severity", "critical"),
+                ("model", "gpt-4o"),
+                ("provider", "openai"),
+            ],
+            5,
+        ),
+        (6, &[("model", "llama")], 6),
+        (
+            7,
+            &[
+                ("service", "chat"),
+                ("severity", "critical"),
+                ("model", "gpt-4o"),
+                ("provider", "openai"),
+                ("$.model", "claude"),
+            ],
+            7,
+        ),
+        (
+            8,
+            &[
+                ("service", "chat"),
+                ("severity", "critical"),
+                ("model", "gpt-4o"),
+                ("provider", "openai"),
+            ],
+            7,
+        ),
+    ];
+    let mut writes = Vec::new();
+    for (id, l, at) in specs {
+        let (mut incident, w) = open_labeled(id, l, T0 + at);
+        writes.push(w);
+        match id {
+            2 => writes.push(acknowledge(&mut incident, T0 + 50)),
+            3 => writes.push(resolve(&mut incident, T0 + 60)),
+            5 => writes.push(resolve(&mut incident, T0 + 70)),
+            _ => {}
+        }
+    }
+    commit(store, writes).await;
+}
+
+fn q() -> IncidentQuery {
+    IncidentQuery::default()
+}
+
+async fn list_by_service_severity_labels_and_time(f: Fixture) {
+    let store = f.store;
+    eight_incidents(&store).await;
+    use IncidentStatus::*;
+    let service = |s: &str| IncidentQuery {
+        service: Some(s.into()),
+        ..q()
+    };
+    let label = |pairs: &[(&str, &str)]| IncidentQuery {
+        labels: labels_of(pairs),
+        ..q()
+    };
+    let at = |ms: i64| Some(Timestamp(T0 + ms));
+    let cases: Vec<(IncidentQuery, Vec<u64>)> = vec![
+        (q(), vec![8, 7, 6, 5, 4, 3, 2, 1]),
+        (service("chat"), vec![8, 7, 4, 2, 1]),
+        (service("default"), vec![6]),
+        (service("nope"), vec![]),
+        (
+            IncidentQuery {
+                severity: Some("critical".into()),
+                ..q()
+            },
+            vec![8, 7, 5, 3, 1],
+        ),
+        (label(&[("model", "gpt-4o")]), vec![8, 7, 5, 4, 2, 1]),
+        (
+            label(&[("model", "gpt-4o"), ("provider", "openai")]),
+            vec![8, 7, 5, 4, 1],
+        ),
+        (
+            IncidentQuery {
+                status: Some(StatusFilter::Is(Triggered)),
+                ..label(&[("model", "gpt-4o"), ("provider", "openai")])
+            },
+            vec![8, 7, 4, 1],
+        ),
+        (
+            IncidentQuery {
+                status: Some(StatusFilter::Open),
+                service: Some("chat".into()),
+                severity: Some("critical".into()),
+                ..q()
+            },
+            vec![8, 7, 1],
+        ),
+        (
+            IncidentQuery {
+                status: Some(StatusFilter::Is(Resolved)),
+                ..label(&[("model", "gpt-4o")])
+            },
+            vec![5],
+        ),
+        // Keys and values are data, never SQL or JSON paths.
+        (label(&[("we\"ird.key\\", "va'l\"ue")]), vec![4]),
+        (label(&[("$.model", "claude")]), vec![7]),
+        (label(&[("model", "claude")]), vec![3]),
+        (label(&[("model", "x' OR '1'='1")]), vec![]),
+        // All must match: one key with two values matches nothing.
+        (label(&[("model", "gpt-4o"), ("model", "claude")]), vec![]),
+        (label(&[("nosuch", "x")]), vec![]),
+        (label(&[("model", "GPT-4O")]), vec![]),
+        // since inclusive, until exclusive, on created_at.
+        (
+            IncidentQuery {
+                since: at(4),
+                ..q()
+            },
+            vec![8, 7, 6, 5, 4],
+        ),
+        (
+            IncidentQuery {
+                until: at(4),
+                ..q()
+            },
+            vec![3, 2, 1],
+        ),
+        (
+            IncidentQuery {
+                since: at(3),
+                until: at(7),
+                ..q()
+            },
+            vec![6, 5, 4, 3],
+        ),
+        (
+            IncidentQuery {
+                since: at(7),
+                ..q()
+            },
+            vec![8, 7],
+        ),
+        (
+            IncidentQuery {
+                service: Some("chat".into()),
+                since: at(2),
+                until: at(5),
+                sort: IncidentSort::CreatedAsc,
+                ..q()
+            },
+            vec![2, 4],
+        ),
+        (
+            IncidentQuery {
+                limit: 2,
+                ..label(&[("provider", "openai")])
+            },
+            vec![8, 7],
+        ),
+    ];
+    for (query_, expected) in cases {
+        assert_eq!(query(&store, query_.clone()).await, expected, "{query_:?}");
+    }
+}
+
+async fn list_sorts(f: Fixture) {
+    let store = f.store;
+    eight_incidents(&store).await;
+    let sorted = |sort| IncidentQuery { sort, ..q() };
+    assert_eq!(
+        query(&store, sorted(IncidentSort::CreatedDesc)).await,
+        [8, 7, 6, 5, 4, 3, 2, 1]
+    );
+    assert_eq!(
+        query(&store, sorted(IncidentSort::CreatedAsc)).await,
+        [1, 2, 3, 4, 5, 6, 7, 8]
+    );
+    // updated_at: 5 (T0+70), 3 (T0+60), 2 (T0+50), then creation times;
+    // 7 and 8 tie on T0+7, the id breaks it.
+    assert_eq!(
+        query(&store, sorted(IncidentSort::UpdatedDesc)).await,
+        [5, 3, 2, 8, 7, 6, 4, 1]
+    );
+    assert_eq!(
+        query(
+            &store,
+            IncidentQuery {
+                status: Some(StatusFilter::Open),
+                limit: 3,
+                ..sorted(IncidentSort::UpdatedDesc)
+            }
+        )
+        .await,
+        [2, 8, 7]
+    );
+    // A cursor made for another sort is refused, not misread.
+    let one = get(&store, 1).await.unwrap();
+    let mismatched = IncidentQuery {
+        after: Some(Cursor::after(&one, IncidentSort::CreatedAsc)),
+        ..q()
+    };
+    assert!(matches!(
+        store.list_incidents(&mismatched).await,
+        Err(StoreError::Rejected(_))
+    ));
+}
+
+/// Walks every page of `q` at `page` incidents a page: each page's ids.
+async fn pages(store: &SharedStore, mut q: IncidentQuery, page: u32) -> Vec<Vec<u64>> {
+    q.limit = page;
+    let mut out = Vec::new();
+    loop {
+        let got = store.list_incidents(&q).await.expect("page");
+        assert!(got.len() <= page as usize);
+        let Some(last) = got.last() else { break };
+        q.after = Some(Cursor::after(last, q.sort));
+        let full = got.len() == page as usize;
+        out.push(got.iter().map(|i| i.id.0).collect());
+        if !full {
+            break;
+        }
+        assert!(out.len() <= 100, "paging does not end");
+    }
+    out
+}
+
+fn no_duplicates(ids: &[u64]) {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "duplicates in {ids:?}");
+}
+
+/// 30 incidents, three per millisecond of `created_at`; even ids are
+/// gpt-4o, odd ones claude; every 4th resolved, every 5th (not 4th)
+/// acknowledged, at distinct instants.
+async fn thirty_incidents(store: &SharedStore) {
+    let mut writes = Vec::new();
+    for id in 1..=30u64 {
+        let model = if id % 2 == 0 { "gpt-4o" } else { "claude" };
+        let (mut incident, w) = open_labeled(id, &[("model", model)], T0 + (id / 3) as i64);
+        writes.push(w);
+        if id % 4 == 0 {
+            writes.push(resolve(&mut incident, T0 + 1_000 + id as i64));
+        } else if id % 5 == 0 {
+            writes.push(acknowledge(&mut incident, T0 + 500 + id as i64));
+        }
+    }
+    commit(store, writes).await;
+}
+
+async fn list_pages_cover_everything_once(f: Fixture) {
+    let store = f.store;
+    thirty_incidents(&store).await;
+    let filters = [
+        q(),
+        IncidentQuery {
+            status: Some(StatusFilter::Open),
+            labels: labels_of(&[("model", "gpt-4o")]),
+            ..q()
+        },
+        IncidentQuery {
+            status: Some(StatusFilter::Is(IncidentStatus::Resolved)),
+            ..q()
+        },
+        IncidentQuery {
+            since: Some(Timestamp(T0 + 2)),
+            until: Some(Timestamp(T0 + 9)),
+            ..q()
+        },
+    ];
+    for filter in filters {
+        for sort in IncidentSort::ALL {
+            let all_q = IncidentQuery {
+                sort,
+                limit: 1_000,
+                ..filter.clone()
+            };
+            let all = query(&store, all_q.clone()).await;
+            assert!(!all.is_empty(), "{all_q:?}");
+            for page in [1, 4, 7, 1_000] {
+                let got = pages(&store, all_q.clone(), page).await;
+                let flat: Vec<u64> = got.iter().flatten().copied().collect();
+                assert_eq!(flat, all, "{sort:?} page {page} of {filter:?}: {got:?}");
+                no_duplicates(&flat);
+                let (last, full) = got.split_last().expect("one page at least");
+                assert!(full.iter().all(|p| p.len() == page as usize));
+                assert!(!last.is_empty());
+            }
+        }
+    }
+    // The page after the last one is empty.
+    let newest = get(&store, 30).await.unwrap();
+    let past_the_end = IncidentQuery {
+        sort: IncidentSort::CreatedAsc,
+        after: Some(Cursor::after(&newest, IncidentSort::CreatedAsc)),
+        ..q()
+    };
+    assert!(query(&store, past_the_end).await.is_empty());
+}
+
+/// New incidents arriving between pages neither shift nor repeat rows:
+/// newest-first paging goes on with the older ones; oldest-first paging
+/// reaches the new ones in their place.
+async fn list_pages_stable_when_incidents_arrive(f: Fixture) {
+    let store = f.store;
+    thirty_incidents(&store).await;
+    let mut next_id = 100;
+    for sort in [IncidentSort::CreatedDesc, IncidentSort::CreatedAsc] {
+        let base = IncidentQuery {
+            sort,
+            limit: 1_000,
+            ..q()
+        };
+        let before = query(&store, base.clone()).await;
+        let mut page_q = IncidentQuery { limit: 7, ..base };
+        let mut seen = Vec::new();
+        let mut arrived = Vec::new();
+        loop {
+            let got = store.list_incidents(&page_q).await.unwrap();
+            seen.extend(got.iter().map(|i| i.id.0));
+            let Some(last) = got.last() else { break };
+            let cursor = Cursor::after(last, sort);
+            page_q.after = Some(cursor);
+            // Between pages: a new incident in the cursor's own millisecond
+            // (a higher id), one newer than everything, and a change to an
+            // older incident.
+            let (_, a) = open_labeled(next_id, &[("model", "new")], cursor.at.as_millis());
+            let (_, b) = open_labeled(next_id + 1, &[("model", "new")], T0 + next_id as i64);
+            arrived.extend([next_id, next_id + 1]);
+            next_id += 2;
+            let mut writes = vec![a, b];
+            let mut oldest = get(&store, 1 + seen.len() as u64 % 30).await.unwrap();
+            if oldest.status.is_open() {
+                writes.push(resolve(&mut oldest, T0 + 5_000 + next_id as i64));
+            }
+            commit(&store, writes).await;
+            if got.len() < 7 {
+                break;
+            }
+        }
+        no_duplicates(&seen);
+        let old: Vec<u64> = seen
+            .iter()
+            .copied()
+            .filter(|id| before.contains(id))
+            .collect();
+        assert_eq!(old, before, "{sort:?}: no gap, no shift");
+        let new: Vec<u64> = seen
+            .iter()
+            .copied()
+            .filter(|id| !before.contains(id))
+            .collect();
+        match sort {
+            // Everything that arrived is newer than (or ties with, at a
+            // higher id) the cursor: behind a newest-first reader.
+            IncidentSort::CreatedDesc => assert!(new.is_empty(), "{new:?}"),
+            // Ahead of an oldest-first reader: listed, each once, in order.
+            _ => {
+                assert!(new.iter().all(|id| arrived.contains(id)), "{new:?}");
+                assert!(!new.is_empty());
+                let all = query(
+                    &store,
+                    IncidentQuery {
+                        sort,
+                        limit: 1_000,
+                        ..q()
+                    },
+                )
+                .await;
+                let listed_in_order: Vec<u64> =
+                    all.iter().copied().filter(|id| seen.contains(id)).collect();
+                assert_eq!(seen, listed_in_order);
+            }
+        }
+    }
+}
+
+/// With `updated_desc`, an incident changed between two pages moves to the
+/// front: one already listed is not listed again; one not yet listed is
+/// skipped (the documented cost of keyset paging on a mutable key).
+async fn list_pages_by_updated_when_incidents_change(f: Fixture) {
+    let store = f.store;
+    let mut incidents = Vec::new();
+    let mut writes = Vec::new();
+    for id in 1..=10u64 {
+        let (incident, w) = open_labeled(id, &[("model", "gpt-4o")], T0 + id as i64);
+        incidents.push(incident);
+        writes.push(w);
+    }
+    commit(&store, writes).await;
+    let mut page_q = IncidentQuery {
+        sort: IncidentSort::UpdatedDesc,
+        limit: 4,
+        ..q()
+    };
+    let first = store.list_incidents(&page_q).await.unwrap();
+    let first_ids: Vec<u64> = first.iter().map(|i| i.id.0).collect();
+    assert_eq!(first_ids, [10, 9, 8, 7]);
+    page_q.after = Some(Cursor::after(first.last().unwrap(), page_q.sort));
+    // 9 was listed, 2 was not: both change now.
+    let a = acknowledge(&mut incidents[8], T0 + 100);
+    let b = acknowledge(&mut incidents[1], T0 + 101);
+    commit(&store, vec![a, b]).await;
+    let rest: Vec<u64> = pages(&store, page_q, 4).await.concat();
+    assert_eq!(rest, [6, 5, 4, 3, 1]);
+    let fresh = query(
+        &store,
+        IncidentQuery {
+            sort: IncidentSort::UpdatedDesc,
+            ..q()
+        },
+    )
+    .await;
+    assert_eq!(fresh, [2, 9, 10, 8, 7, 6, 5, 4, 3, 1]);
+}
+
 /// One `#[tokio::test]` per (backend, check). `durable` checks need a store
 /// that outlives its connections, so they skip the in-memory SQLite.
 macro_rules! contract {
-    (all: [$($all:ident),* $(,)?], durable: [$($durable:ident),* $(,)?] $(,)?) => {
+    (
+        all: [$($all:ident),* $(,)?],
+        durable: [$($durable:ident),* $(,)?],
+        lists: [$($lists:ident),* $(,)?] $(,)?
+    ) => {
         mod sqlite_file {
             $( #[tokio::test] async fn $all() { super::$all(super::sqlite_file().await).await } )*
             $( #[tokio::test] async fn $durable() { super::$durable(super::sqlite_file().await).await } )*
+            $( #[tokio::test] async fn $lists() { super::$lists(super::sqlite_file().await).await } )*
         }
         mod sqlite_memory {
             $( #[tokio::test] async fn $all() { super::$all(super::sqlite_memory().await).await } )*
+            $( #[tokio::test] async fn $lists() { super::$lists(super::sqlite_memory().await).await } )*
         }
         mod postgres {
             $( #[tokio::test] async fn $all() { super::$all(super::postgres().await).await } )*
             $( #[tokio::test] async fn $durable() { super::$durable(super::postgres().await).await } )*
+            $( #[tokio::test] async fn $lists() { super::$lists(super::postgres().await).await } )*
+        }
+        mod memory {
+            $( #[tokio::test] async fn $lists() { super::$lists(super::memory().await).await } )*
         }
     };
 }
@@ -645,7 +1165,6 @@ contract! {
         round_trip,
         timeline_in_order,
         alert_rows,
-        list_filters,
         open_incidents_and_max_id,
         touches_raise_last_seen_and_count,
         touch_snapshot_replaces_only_its_own_version,
@@ -654,6 +1173,15 @@ contract! {
         large_batch,
     ],
     durable: [survives_reopen],
+    // The incident list, also on the core's in-memory store (the reference).
+    lists: [
+        list_filters,
+        list_by_service_severity_labels_and_time,
+        list_sorts,
+        list_pages_cover_everything_once,
+        list_pages_stable_when_incidents_arrive,
+        list_pages_by_updated_when_incidents_change,
+    ],
 }
 
 // ------------------------------------------------- opening, per backend
@@ -744,6 +1272,56 @@ async fn unknown_schemes_are_refused() {
             Ok(_) => panic!("{url}: opened"),
         }
     }
+}
+
+/// SQLite's label index (`incident_labels`): one row per label of every
+/// incident, however many times the incident is written, and only a list
+/// of candidates (each is checked against the incident's own labels).
+#[tokio::test]
+async fn sqlite_label_index_follows_the_incidents() {
+    let (_dir, url) = support::temp_sqlite_url();
+    let store = SqliteStore::open(&url).await.unwrap();
+    let shared: SharedStore = std::sync::Arc::new(store.clone());
+    eight_incidents(&shared).await;
+    // Written again (an update, not an insert): no second set of rows.
+    let mut one = get(&shared, 1).await.unwrap();
+    let w = resolve(&mut one, T0 + 90);
+    commit(&shared, vec![w]).await;
+    let count = |sql: &'static str| {
+        let pool = store.pool().clone();
+        async move {
+            let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
+            n
+        }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM incident_labels").await, 38);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM incidents, json_each(incidents.labels)").await,
+        38
+    );
+    let resolved_gpt = IncidentQuery {
+        status: Some(StatusFilter::Is(IncidentStatus::Resolved)),
+        labels: labels_of(&[("model", "gpt-4o")]),
+        ..IncidentQuery::default()
+    };
+    assert_eq!(query(&shared, resolved_gpt.clone()).await, [5, 1]);
+    // A row of the label index that no longer holds is not a match.
+    sqlx::query("UPDATE incidents SET labels = '{\"model\":\"claude\"}' WHERE id = 5")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(query(&shared, resolved_gpt).await, [1]);
+    // Reopened (the migration is not run twice), the store indexes new ones.
+    drop(shared);
+    store.close().await;
+    let shared = open_store(&url).await.unwrap();
+    let (_, w) = open_labeled(9, &[("model", "gpt-4o")], T0 + 100);
+    commit(&shared, vec![w]).await;
+    let gpt = IncidentQuery {
+        labels: labels_of(&[("model", "gpt-4o")]),
+        ..IncidentQuery::default()
+    };
+    assert_eq!(query(&shared, gpt).await, [9, 8, 7, 4, 2, 1]);
 }
 
 #[tokio::test]

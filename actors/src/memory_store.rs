@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use crate::codec::{decode_incident, encode_incident};
 use crate::domain::{Fingerprint, Incident, IncidentId, TimelineEvent};
-use crate::ports::{IncidentQuery, StatusFilter, Store, StoreError, StoredAlert, WriteBatch};
+use crate::ports::{IncidentQuery, Store, StoreError, StoredAlert, WriteBatch};
 
 #[derive(Default)]
 struct Tables {
@@ -191,22 +191,17 @@ impl Store for MemoryStore {
 
     async fn list_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
         self.check()?;
+        q.check_cursor()?;
         let t = self.tables.lock().expect("memory store lock");
         let mut out = Vec::new();
-        for (id, bytes) in t.incidents.iter().rev() {
-            if out.len() >= q.limit as usize {
-                break;
-            }
+        for (id, bytes) in &t.incidents {
             let i = Self::decode(&t, *id, bytes)?;
-            let keep = match q.status {
-                None => true,
-                Some(StatusFilter::Open) => i.status.is_open(),
-                Some(StatusFilter::Is(s)) => i.status == s,
-            };
-            if keep {
+            if q.matches(&i) {
                 out.push(i);
             }
         }
+        out.sort_by(|a, b| q.sort.compare(a, b));
+        out.truncate(usize::try_from(q.limit).unwrap_or(usize::MAX));
         Ok(out)
     }
 

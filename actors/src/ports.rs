@@ -88,10 +88,200 @@ pub enum StatusFilter {
     Open,
 }
 
+impl StatusFilter {
+    pub fn matches(self, status: IncidentStatus) -> bool {
+        match self {
+            StatusFilter::Is(s) => s == status,
+            StatusFilter::Open => status.is_open(),
+        }
+    }
+}
+
+/// The order of an incident list. Every order ends with the incident id
+/// (in the same direction), so it is total and pages never overlap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum IncidentSort {
+    /// Newest first: `created_at` descending, then id descending.
+    #[default]
+    CreatedDesc,
+    /// Oldest first: `created_at` ascending, then id ascending.
+    CreatedAsc,
+    /// Most recently changed first: `updated_at` descending, then id
+    /// descending. `updated_at` moves when an incident changes, so paging
+    /// is not a snapshot (as with any keyset paging on a mutable key): an
+    /// incident that changes between two pages jumps to the front, so it
+    /// is skipped if it was not listed yet; if its `updated_at` went
+    /// backwards (a clock stepped back) it may be listed twice.
+    UpdatedDesc,
+}
+
+impl IncidentSort {
+    pub const ALL: [IncidentSort; 3] = [
+        IncidentSort::CreatedDesc,
+        IncidentSort::CreatedAsc,
+        IncidentSort::UpdatedDesc,
+    ];
+
+    /// The API name: `created_desc`, `created_asc`, `updated_desc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentSort::CreatedDesc => "created_desc",
+            IncidentSort::CreatedAsc => "created_asc",
+            IncidentSort::UpdatedDesc => "updated_desc",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|sort| sort.as_str() == s)
+    }
+
+    pub fn descending(self) -> bool {
+        !matches!(self, IncidentSort::CreatedAsc)
+    }
+
+    /// Whether the key is `updated_at` (else `created_at`).
+    pub fn by_updated(self) -> bool {
+        matches!(self, IncidentSort::UpdatedDesc)
+    }
+
+    /// The incident's sort key: `(created_at or updated_at, id)`.
+    pub fn key(self, incident: &Incident) -> (Timestamp, IncidentId) {
+        let at = if self.by_updated() {
+            incident.updated_at
+        } else {
+            incident.created_at
+        };
+        (at, incident.id)
+    }
+
+    /// `a` before `b` in this order.
+    pub fn compare(self, a: &Incident, b: &Incident) -> std::cmp::Ordering {
+        let ord = self.key(a).cmp(&self.key(b));
+        if self.descending() {
+            ord.reverse()
+        } else {
+            ord
+        }
+    }
+
+    fn tag(self) -> u8 {
+        match self {
+            IncidentSort::CreatedDesc => 1,
+            IncidentSort::CreatedAsc => 2,
+            IncidentSort::UpdatedDesc => 3,
+        }
+    }
+}
+
+/// Where a page ends: the sort key of its last incident. The next page is
+/// the incidents strictly after it in the same sort (keyset paging), so
+/// incidents arriving between two pages neither shift nor repeat rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cursor {
+    /// The sort the cursor was made for; it means nothing in another.
+    pub sort: IncidentSort,
+    /// `created_at` or `updated_at` of the last incident, per `sort`.
+    pub at: Timestamp,
+    pub id: IncidentId,
+}
+
+/// Why a cursor token cannot be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CursorError {
+    #[error("malformed cursor: pass back the `next_cursor` of a previous page unchanged")]
+    Malformed,
+}
+
+/// Version and sort in one byte: high nibble the token format, low nibble
+/// the sort.
+const CURSOR_FORMAT: u8 = 0x10;
+/// Format byte, then `at` and `id` as big-endian 64-bit integers.
+const CURSOR_BYTES: usize = 17;
+
+impl Cursor {
+    /// The cursor after `incident` in `sort`.
+    pub fn after(incident: &Incident, sort: IncidentSort) -> Cursor {
+        let (at, id) = sort.key(incident);
+        Cursor { sort, at, id }
+    }
+
+    /// Whether `incident` comes strictly after the cursor in its sort.
+    pub fn admits(&self, incident: &Incident) -> bool {
+        let key = self.sort.key(incident);
+        if self.sort.descending() {
+            key < (self.at, self.id)
+        } else {
+            key > (self.at, self.id)
+        }
+    }
+
+    /// The opaque token clients pass back: 34 lower-case hex digits.
+    pub fn encode(&self) -> String {
+        let mut bytes = Vec::with_capacity(CURSOR_BYTES);
+        bytes.push(CURSOR_FORMAT | self.sort.tag());
+        bytes.extend_from_slice(&self.at.as_millis().to_be_bytes());
+        bytes.extend_from_slice(&self.id.0.to_be_bytes());
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Reads a token made by [`Cursor::encode`]. Ids above `i64::MAX`
+    /// (which no store holds) are malformed too.
+    pub fn decode(token: &str) -> Result<Cursor, CursorError> {
+        let raw = token.as_bytes();
+        if raw.len() != CURSOR_BYTES * 2 {
+            return Err(CursorError::Malformed);
+        }
+        let mut bytes = [0u8; CURSOR_BYTES];
+        for (byte, pair) in bytes.iter_mut().zip(raw.chunks_exact(2)) {
+            let hex = |c: u8| match c {
+                b'0'..=b'9' => Ok(c - b'0'),
+                b'a'..=b'f' => Ok(c - b'a' + 10),
+                _ => Err(CursorError::Malformed),
+            };
+            *byte = hex(pair[0])? << 4 | hex(pair[1])?;
+        }
+        let sort = IncidentSort::ALL
+            .into_iter()
+            .find(|s| CURSOR_FORMAT | s.tag() == bytes[0])
+            .ok_or(CursorError::Malformed)?;
+        let mut at = [0u8; 8];
+        at.copy_from_slice(&bytes[1..9]);
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&bytes[9..17]);
+        let id = u64::from_be_bytes(id);
+        if i64::try_from(id).is_err() {
+            return Err(CursorError::Malformed);
+        }
+        Ok(Cursor {
+            sort,
+            at: Timestamp(i64::from_be_bytes(at)),
+            id: IncidentId(id),
+        })
+    }
+}
+
+/// A page of the incident list: filters (all must match), an order, and
+/// where to start. Every store answers the same query with the same
+/// incidents in the same order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IncidentQuery {
     pub status: Option<StatusFilter>,
-    /// Newest first, at most this many.
+    /// The incident's service, exactly.
+    pub service: Option<String>,
+    /// The incident's severity, exactly (incidents without one never match).
+    pub severity: Option<String>,
+    /// Label `key = value` pairs, all of which the incident's labels must
+    /// hold (a key given twice with two values matches nothing).
+    pub labels: Vec<(String, String)>,
+    /// Created at or after this instant (inclusive).
+    pub since: Option<Timestamp>,
+    /// Created before this instant (exclusive).
+    pub until: Option<Timestamp>,
+    pub sort: IncidentSort,
+    /// Only incidents after this cursor, which must have been made for
+    /// `sort` (a store refuses a mismatch as `Rejected`).
+    pub after: Option<Cursor>,
+    /// At most this many.
     pub limit: u32,
 }
 
@@ -99,7 +289,46 @@ impl Default for IncidentQuery {
     fn default() -> Self {
         IncidentQuery {
             status: None,
+            service: None,
+            severity: None,
+            labels: Vec::new(),
+            since: None,
+            until: None,
+            sort: IncidentSort::default(),
+            after: None,
             limit: 100,
+        }
+    }
+}
+
+impl IncidentQuery {
+    /// Whether `incident` passes every filter and comes after the cursor:
+    /// the reference semantics the SQL stores implement with indexes.
+    pub fn matches(&self, incident: &Incident) -> bool {
+        self.status.is_none_or(|s| s.matches(incident.status))
+            && self.service.as_ref().is_none_or(|s| *s == incident.service)
+            && self
+                .severity
+                .as_ref()
+                .is_none_or(|s| incident.severity.as_ref() == Some(s))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| incident.labels.get(k) == Some(v))
+            && self.since.is_none_or(|t| incident.created_at >= t)
+            && self.until.is_none_or(|t| incident.created_at < t)
+            && self.after.as_ref().is_none_or(|c| c.admits(incident))
+    }
+
+    /// A cursor made for another sort.
+    pub fn check_cursor(&self) -> Result<(), StoreError> {
+        match self.after {
+            Some(c) if c.sort != self.sort => Err(StoreError::Rejected(format!(
+                "cursor made for sort {} used with sort {}",
+                c.sort.as_str(),
+                self.sort.as_str()
+            ))),
+            _ => Ok(()),
         }
     }
 }
@@ -125,6 +354,17 @@ pub trait Store: Send + Sync + 'static {
     /// The highest incident id ever committed.
     async fn max_incident_id(&self) -> Result<Option<IncidentId>, StoreError>;
     async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError>;
+    /// A page of incidents: those matching `query` ([`IncidentQuery::matches`]),
+    /// in `query.sort`, after `query.after`, at most `query.limit`.
+    ///
+    /// Keyset paging: the next page is asked with
+    /// `after: Some(Cursor::after(last, sort))`, never an offset, so a deep
+    /// page costs what the first one does, and incidents that arrive
+    /// between two pages do not shift or repeat rows. With the created
+    /// sorts that holds for changes too (`created_at` never moves); with
+    /// `UpdatedDesc` an incident that changes between two pages moves (see
+    /// [`IncidentSort::UpdatedDesc`]). To know whether there is a next
+    /// page, ask for one more than the page size.
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError>;
     /// The incident's timeline, oldest first.
     async fn timeline(&self, id: IncidentId) -> Result<Vec<TimelineEvent>, StoreError>;

@@ -5,8 +5,6 @@
 //! actor system, which commits before answering. [`IncidentView`] is the one
 //! JSON shape of an incident; query and path parsing are pure functions.
 
-use std::collections::HashMap;
-
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
 use axum::Json;
@@ -15,7 +13,7 @@ use incident_actors::domain::{
     Labels, TimelineEvent,
 };
 use incident_actors::messages::CommandError;
-use incident_actors::ports::{IncidentQuery, StatusFilter, StoredAlert};
+use incident_actors::ports::{Cursor, IncidentQuery, IncidentSort, StatusFilter, StoredAlert};
 use incident_actors::time::Timestamp;
 use incident_actors::System;
 use serde::{Deserialize, Serialize};
@@ -85,9 +83,13 @@ pub struct IncidentDetail {
     pub timeline: Vec<TimelineEvent>,
 }
 
+/// A page of the incident list. `next_cursor` is `null` on the last page;
+/// otherwise pass it back as `cursor` (with the same filters and sort) for
+/// the next page.
 #[derive(Clone, Debug, Serialize)]
 pub struct IncidentList {
     pub incidents: Vec<IncidentView>,
+    pub next_cursor: Option<String>,
 }
 
 /// The optional body of acknowledge and resolve.
@@ -108,13 +110,28 @@ pub(crate) fn id_segment(segment: IdSegment) -> Result<String, ApiError> {
 
 pub async fn list(
     Ready(system): Ready,
-    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<IncidentList>, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::InvalidParameter(e.body_text()))?;
     let query = parse_list_query(&params)?;
-    let incidents = system.store().list_incidents(&query).await?;
+    // One more than the page: whether it comes back says if there is a next page.
+    let ask = IncidentQuery {
+        limit: query.limit + 1,
+        ..query.clone()
+    };
+    let mut incidents = system.store().list_incidents(&ask).await?;
+    let page = query.limit as usize;
+    let next_cursor = if incidents.len() > page {
+        incidents.truncate(page);
+        incidents
+            .last()
+            .map(|last| Cursor::after(last, query.sort).encode())
+    } else {
+        None
+    };
     Ok(Json(IncidentList {
         incidents: incidents.iter().map(IncidentView::from).collect(),
+        next_cursor,
     }))
 }
 
@@ -204,23 +221,78 @@ pub fn parse_command(
     Ok((id, Attribution::new(by, Interface::Api)))
 }
 
-/// Parses `?status=…&limit=…`. Unknown parameters are rejected so a typo
-/// does not silently list everything.
-pub fn parse_list_query(params: &HashMap<String, String>) -> Result<IncidentQuery, ApiError> {
+/// The query parameters of the incident list.
+pub const LIST_PARAMETERS: [&str; 9] = [
+    "status", "service", "severity", "label", "since", "until", "sort", "limit", "cursor",
+];
+
+fn invalid(name: &str, value: &str, expected: &str) -> ApiError {
+    ApiError::InvalidParameter(format!("invalid `{name}` {value:?}: expected {expected}"))
+}
+
+/// Parses the list's query parameters: `status`, `service`, `severity`,
+/// `label=key=value` (repeatable: all must match), `since`/`until`
+/// (RFC 3339, on `created_at`; since inclusive, until exclusive), `sort`,
+/// `limit` and `cursor`. Unknown parameters are rejected so a typo does not
+/// silently list everything, and so is any other parameter given twice.
+/// Every error names its parameter.
+pub fn parse_list_query(params: &[(String, String)]) -> Result<IncidentQuery, ApiError> {
     let mut query = IncidentQuery {
-        status: None,
         limit: DEFAULT_LIMIT,
+        ..IncidentQuery::default()
     };
+    let mut cursor = None;
+    let mut seen: Vec<&str> = Vec::new();
     for (name, value) in params {
-        match name.as_str() {
+        let name = name.as_str();
+        if name != "label" {
+            if seen.contains(&name) {
+                return Err(ApiError::InvalidParameter(format!(
+                    "`{name}` is given more than once"
+                )));
+            }
+            seen.push(name);
+        }
+        match name {
             "status" => query.status = Some(parse_status_filter(value)?),
+            "service" => query.service = Some(non_empty(name, value)?),
+            "severity" => query.severity = Some(non_empty(name, value)?),
+            "label" => query.labels.push(parse_label(value)?),
+            "since" => query.since = Some(parse_instant(name, value)?),
+            "until" => query.until = Some(parse_instant(name, value)?),
+            "sort" => {
+                query.sort = IncidentSort::parse(value).ok_or_else(|| {
+                    invalid(name, value, "created_desc, created_asc or updated_desc")
+                })?
+            }
             "limit" => query.limit = parse_limit(value)?,
+            "cursor" => cursor = Some(value.as_str()),
             other => {
                 return Err(ApiError::InvalidParameter(format!(
-                    "unknown query parameter `{other}`: expected `status` or `limit`"
+                    "unknown query parameter `{other}`: expected one of {}",
+                    LIST_PARAMETERS.join(", ")
                 )))
             }
         }
+    }
+    if let (Some(since), Some(until)) = (query.since, query.until) {
+        if until <= since {
+            return Err(ApiError::InvalidParameter(format!(
+                "invalid `until` {until}: it must be after `since` {since}"
+            )));
+        }
+    }
+    if let Some(token) = cursor {
+        let c = Cursor::decode(token)
+            .map_err(|e| ApiError::InvalidParameter(format!("invalid `cursor` {token:?}: {e}")))?;
+        if c.sort != query.sort {
+            return Err(ApiError::InvalidParameter(format!(
+                "invalid `cursor`: it was made for sort={}, not sort={}",
+                c.sort.as_str(),
+                query.sort.as_str()
+            )));
+        }
+        query.after = Some(c);
     }
     Ok(query)
 }
@@ -231,19 +303,53 @@ fn parse_status_filter(value: &str) -> Result<StatusFilter, ApiError> {
     }
     IncidentStatus::parse(value)
         .map(StatusFilter::Is)
-        .ok_or_else(|| {
-            ApiError::InvalidParameter(format!(
-                "invalid status {value:?}: expected triggered, acknowledged, resolved or open"
-            ))
+        .ok_or_else(|| invalid("status", value, "triggered, acknowledged, resolved or open"))
+}
+
+fn non_empty(name: &str, value: &str) -> Result<String, ApiError> {
+    if value.is_empty() {
+        return Err(invalid(name, value, "a non-empty value"));
+    }
+    Ok(value.to_string())
+}
+
+/// `key=value`, split at the first `=`; neither side empty.
+fn parse_label(value: &str) -> Result<(String, String), ApiError> {
+    match value.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(invalid(
+            "label",
+            value,
+            "key=value with a non-empty key and value, e.g. label=model=gpt-4o",
+        )),
+    }
+}
+
+/// RFC 3339. A `+` of an offset sent unencoded arrives as a space; it is
+/// read back as `+`.
+fn parse_instant(name: &str, value: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse_rfc3339(value)
+        .or_else(|e| match value.rsplit_once(' ') {
+            Some((head, offset)) => Timestamp::parse_rfc3339(&format!("{head}+{offset}")),
+            None => Err(e),
+        })
+        .map_err(|_| {
+            invalid(
+                name,
+                value,
+                "an RFC 3339 instant, e.g. 2026-01-01T00:00:00Z",
+            )
         })
 }
 
 fn parse_limit(value: &str) -> Result<u32, ApiError> {
     match value.parse::<u32>() {
         Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        _ => Err(ApiError::InvalidParameter(format!(
-            "invalid limit {value:?}: expected an integer from 1 to {MAX_LIMIT}"
-        ))),
+        _ => Err(invalid(
+            "limit",
+            value,
+            &format!("an integer from 1 to {MAX_LIMIT}"),
+        )),
     }
 }
 
@@ -252,7 +358,7 @@ mod tests {
     use super::*;
     use incident_actors::domain::{Alert, AlertStatus, EscalationPolicy};
 
-    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -262,7 +368,14 @@ mod tests {
     #[test]
     fn list_query_defaults_and_filters() {
         let q = parse_list_query(&params(&[])).unwrap();
-        assert_eq!((q.status, q.limit), (None, DEFAULT_LIMIT));
+        assert_eq!(
+            q,
+            IncidentQuery {
+                limit: DEFAULT_LIMIT,
+                ..IncidentQuery::default()
+            }
+        );
+        assert_eq!(q.sort, IncidentSort::CreatedDesc);
         let q = parse_list_query(&params(&[("status", "open"), ("limit", "1000")])).unwrap();
         assert_eq!((q.status, q.limit), (Some(StatusFilter::Open), 1000));
         let q = parse_list_query(&params(&[("status", "acknowledged")])).unwrap();
@@ -270,20 +383,107 @@ mod tests {
             q.status,
             Some(StatusFilter::Is(IncidentStatus::Acknowledged))
         );
+        let q = parse_list_query(&params(&[
+            ("service", "chat"),
+            ("severity", "critical"),
+            ("label", "model=gpt-4o"),
+            ("label", "provider=openai"),
+            ("label", "expr=a=b"),
+            ("since", "2026-01-01T00:00:00Z"),
+            // An unencoded `+` of an offset arrives as a space.
+            ("until", "2026-01-02T01:00:00 01:00"),
+            ("sort", "updated_desc"),
+        ]))
+        .unwrap();
+        assert_eq!(q.service.as_deref(), Some("chat"));
+        assert_eq!(q.severity.as_deref(), Some("critical"));
+        assert_eq!(
+            q.labels,
+            [
+                ("model".to_string(), "gpt-4o".to_string()),
+                ("provider".to_string(), "openai".to_string()),
+                ("expr".to_string(), "a=b".to_string()),
+            ]
+        );
+        assert_eq!(q.since, Some(Timestamp(1_767_225_600_000)));
+        assert_eq!(q.until, Some(Timestamp(1_767_225_600_000 + 86_400_000)));
+        assert_eq!(q.sort, IncidentSort::UpdatedDesc);
     }
 
     #[test]
-    fn list_query_rejects_bad_values() {
+    fn cursors_round_trip_and_must_match_the_sort() {
+        for sort in IncidentSort::ALL {
+            let c = Cursor {
+                sort,
+                at: Timestamp(-5),
+                id: IncidentId(i64::MAX as u64),
+            };
+            let token = c.encode();
+            assert_eq!(token.len(), 34);
+            assert_eq!(Cursor::decode(&token), Ok(c));
+            let q =
+                parse_list_query(&params(&[("cursor", &token), ("sort", sort.as_str())])).unwrap();
+            assert_eq!(q.after, Some(c));
+        }
+        let token = Cursor {
+            sort: IncidentSort::CreatedAsc,
+            at: Timestamp(1),
+            id: IncidentId(1),
+        }
+        .encode();
+        let e = parse_list_query(&params(&[("cursor", &token)])).unwrap_err();
+        assert_eq!(e.code(), "invalid_parameter");
+        assert!(e.to_string().contains("`cursor`"), "{e}");
+        assert!(e.to_string().contains("created_asc"), "{e}");
+        let too_big = format!("11{}{}", "0".repeat(16), "8".repeat(16));
         for bad in [
-            params(&[("status", "closed")]),
-            params(&[("limit", "0")]),
-            params(&[("limit", "1001")]),
-            params(&[("limit", "ten")]),
-            params(&[("limit", "-1")]),
-            params(&[("state", "open")]),
+            "",
+            "zz",
+            "xyz",
+            &token[..32],
+            &format!("{token}00"),
+            &token.to_uppercase(),
+            &format!("ff{}", &token[2..]),
+            &too_big,
+        ] {
+            let e = parse_list_query(&params(&[("cursor", bad)])).unwrap_err();
+            assert!(e.to_string().contains("`cursor`"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn list_query_rejects_bad_values_naming_the_parameter() {
+        for (bad, name) in [
+            (params(&[("status", "closed")]), "status"),
+            (params(&[("limit", "0")]), "limit"),
+            (params(&[("limit", "1001")]), "limit"),
+            (params(&[("limit", "ten")]), "limit"),
+            (params(&[("limit", "-1")]), "limit"),
+            (params(&[("state", "open")]), "state"),
+            (params(&[("service", "")]), "service"),
+            (params(&[("severity", "")]), "severity"),
+            (params(&[("label", "model")]), "label"),
+            (params(&[("label", "=x")]), "label"),
+            (params(&[("label", "model=")]), "label"),
+            (params(&[("since", "yesterday")]), "since"),
+            (params(&[("until", "2026-01-01")]), "until"),
+            (
+                params(&[
+                    ("since", "2026-01-02T00:00:00Z"),
+                    ("until", "2026-01-01T00:00:00Z"),
+                ]),
+                "until",
+            ),
+            (params(&[("sort", "newest")]), "sort"),
+            (
+                params(&[("status", "open"), ("status", "resolved")]),
+                "status",
+            ),
+            (params(&[("cursor", "nope")]), "cursor"),
         ] {
             let e = parse_list_query(&bad).unwrap_err();
             assert_eq!(e.code(), "invalid_parameter", "{bad:?}");
+            assert!(e.to_string().contains(&format!("`{name}`")), "{bad:?}: {e}");
         }
     }
 

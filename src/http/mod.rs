@@ -150,9 +150,15 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/incidents/{id}/resolve", post(incidents::resolve))
         .route("/v1/incidents/{id}/snooze", post(incident_actions::snooze))
-        .route("/v1/incidents/{id}/escalate", post(incident_actions::escalate))
+        .route(
+            "/v1/incidents/{id}/escalate",
+            post(incident_actions::escalate),
+        )
         .route("/v1/incidents/{id}/notes", post(incident_actions::add_note))
-        .route("/v1/incidents/{id}/timeline", get(incident_actions::timeline))
+        .route(
+            "/v1/incidents/{id}/timeline",
+            get(incident_actions::timeline),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -9,12 +9,14 @@
 //! [`open_store`] creates what is missing (the SQLite file and its folder, the
 //! PostgreSQL database), runs the migrations in `migrations/<backend>/` and
 //! returns the store behind the port. Backend-neutral code lives in
-//! [`plan`] (a `WriteBatch` turned into rows, once) and [`decode`] (rows
+//! [`plan`] (a `WriteBatch` turned into rows, once), [`query`] (an incident
+//! list query turned into SQL with bound parameters) and [`decode`] (rows
 //! turned back into domain values, sqlx errors into `StoreError`).
 
 mod decode;
 mod plan;
 pub mod postgres;
+mod query;
 pub mod sqlite;
 
 use std::path::PathBuf;

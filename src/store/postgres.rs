@@ -11,15 +11,14 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use incident_actors::domain::{Incident, IncidentId, IncidentStatus, TimelineEvent};
-use incident_actors::ports::{
-    IncidentQuery, StatusFilter, Store, StoreError, StoredAlert, WriteBatch,
-};
+use incident_actors::domain::{Incident, IncidentId, TimelineEvent};
+use incident_actors::ports::{IncidentQuery, Store, StoreError, StoredAlert, WriteBatch};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use super::decode::{self, store_error, AlertColumns};
 use super::plan::{plan, AlertRow, EventRow, IncidentRow, Plan};
+use super::query::{list_sql, Dialect, Param};
 use super::StoreOpenError;
 
 const POOL_SIZE: u32 = 8;
@@ -329,29 +328,18 @@ impl Store for PostgresStore {
     }
 
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
-        let limit = i64::from(query.limit);
-        let rows = match query.status {
-            None => sqlx::query_as(
-                "SELECT id, last_seen, seen_count, state FROM incidents ORDER BY id DESC LIMIT $1",
-            )
-            .bind(limit),
-            Some(StatusFilter::Is(status)) => sqlx::query_as(
-                "SELECT id, last_seen, seen_count, state FROM incidents WHERE status = $1 \
-                 ORDER BY id DESC LIMIT $2",
-            )
-            .bind(status.as_str())
-            .bind(limit),
-            Some(StatusFilter::Open) => sqlx::query_as(
-                "SELECT id, last_seen, seen_count, state FROM incidents \
-                 WHERE status IN ($1, $2) ORDER BY id DESC LIMIT $3",
-            )
-            .bind(IncidentStatus::Triggered.as_str())
-            .bind(IncidentStatus::Acknowledged.as_str())
-            .bind(limit),
+        let list = list_sql(query, Dialect::Postgres)?;
+        // Unnamed statement, planned with the actual values every time: the
+        // planner then sees how selective a status or a label really is
+        // (a generic plan of a cached statement would guess).
+        let mut q = sqlx::query_as(&list.sql).persistent(false);
+        for param in &list.params {
+            q = match param {
+                Param::Int(v) => q.bind(*v),
+                Param::Text(v) => q.bind(v.as_str()),
+            };
         }
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
+        let rows = q.fetch_all(&self.pool).await.map_err(store_error)?;
         decode::incidents(rows)
     }
 

@@ -5,16 +5,15 @@
 //! on. A small pool: reads run concurrently, writes come from the single
 //! persistence actor and take the write lock up front (`BEGIN IMMEDIATE`).
 //! `sqlite::memory:` gives a private in-memory database on one connection,
-//! for quick tests.
+//! for quick tests. A commit also keeps `incident_labels`, the label index
+//! of the incident list that SQLite cannot build inside a JSON column.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use incident_actors::domain::{Incident, IncidentId, IncidentStatus, TimelineEvent};
-use incident_actors::ports::{
-    IncidentQuery, StatusFilter, Store, StoreError, StoredAlert, WriteBatch,
-};
+use incident_actors::domain::{Incident, IncidentId, TimelineEvent};
+use incident_actors::ports::{IncidentQuery, Store, StoreError, StoredAlert, WriteBatch};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -22,6 +21,7 @@ use sqlx::{Sqlite, Transaction};
 
 use super::decode::{self, store_error, AlertColumns};
 use super::plan::{plan, Plan};
+use super::query::{list_sql, Dialect, Param};
 use super::StoreOpenError;
 
 /// Connections of a file database's pool.
@@ -123,6 +123,22 @@ impl SqliteStore {
             .bind(r.resolved_at)
             .bind(r.version)
             .bind(&r.state)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if !plan.incidents.is_empty() {
+            // The label index of the incident list (0003_list_indexes.sql):
+            // rows for the labels of every incident written, one statement
+            // for the batch; an incident already indexed adds nothing.
+            let ids: Vec<String> = plan.incidents.iter().map(|r| r.id.to_string()).collect();
+            let ids = format!("[{}]", ids.join(","));
+            sqlx::query(
+                "INSERT OR IGNORE INTO incident_labels (key, value, created_at, incident_id) \
+                 SELECT l.key, l.value, i.created_at, i.id \
+                 FROM json_each(?1) AS w CROSS JOIN incidents AS i CROSS JOIN json_each(i.labels) AS l \
+                 WHERE i.id = w.value",
+            )
+            .bind(ids)
             .execute(&mut **tx)
             .await?;
         }
@@ -237,29 +253,15 @@ impl Store for SqliteStore {
     }
 
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
-        let limit = i64::from(query.limit);
-        let rows = match query.status {
-            None => sqlx::query_as(
-                "SELECT id, last_seen, seen_count, state FROM incidents ORDER BY id DESC LIMIT ?1",
-            )
-            .bind(limit),
-            Some(StatusFilter::Is(status)) => sqlx::query_as(
-                "SELECT id, last_seen, seen_count, state FROM incidents WHERE status = ?1 \
-                 ORDER BY id DESC LIMIT ?2",
-            )
-            .bind(status.as_str())
-            .bind(limit),
-            Some(StatusFilter::Open) => sqlx::query_as(
-                "SELECT id, last_seen, seen_count, state FROM incidents \
-                 WHERE status IN (?1, ?2) ORDER BY id DESC LIMIT ?3",
-            )
-            .bind(IncidentStatus::Triggered.as_str())
-            .bind(IncidentStatus::Acknowledged.as_str())
-            .bind(limit),
+        let list = list_sql(query, Dialect::Sqlite)?;
+        let mut q = sqlx::query_as(&list.sql);
+        for param in &list.params {
+            q = match param {
+                Param::Int(v) => q.bind(*v),
+                Param::Text(v) => q.bind(v.as_str()),
+            };
         }
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
+        let rows = q.fetch_all(&self.pool).await.map_err(store_error)?;
         decode::incidents(rows)
     }
 
