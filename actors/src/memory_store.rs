@@ -11,8 +11,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::codec::{decode_incident, encode_incident};
-use crate::domain::{Fingerprint, Incident, IncidentId, TimelineEvent};
+use crate::domain::{Alert, Fingerprint, Incident, IncidentId, Silence, SilenceId, TimelineEvent};
 use crate::ports::{IncidentQuery, Store, StoreError, StoredAlert, WriteBatch};
+use crate::time::Timestamp;
 
 #[derive(Default)]
 struct Tables {
@@ -24,6 +25,8 @@ struct Tables {
     /// Open incidents by fingerprint and back: the invariant's index.
     open_by_fp: HashMap<Fingerprint, IncidentId>,
     open_fp_of: HashMap<IncidentId, Fingerprint>,
+    silences: BTreeMap<SilenceId, Silence>,
+    silenced: BTreeMap<(SilenceId, Fingerprint), Alert>,
 }
 
 #[derive(Default)]
@@ -231,5 +234,32 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.check()
+    }
+
+    async fn save_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        self.check()?;
+        let mut t = self.tables.lock().expect("memory store lock");
+        t.silences.insert(silence.id, silence.clone());
+        Ok(())
+    }
+
+    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
+        self.check()?;
+        let t = self.tables.lock().expect("memory store lock");
+        Ok(t.silences.values().rev().cloned().collect())
+    }
+
+    async fn record_silenced(
+        &self,
+        silence: SilenceId,
+        alert: &Alert,
+        _received_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut t = self.tables.lock().expect("memory store lock");
+        t.silenced
+            .entry((silence, alert.fingerprint()))
+            .or_insert_with(|| alert.clone());
+        Ok(())
     }
 }

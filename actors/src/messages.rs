@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::domain::{
     Alert, Attribution, Change, EscalationPolicy, Fingerprint, Incident, IncidentId, IngestAction,
-    TransitionError,
+    Silence, TransitionError,
 };
 use crate::ports::{Notification, StoreError, Touch, WriteBatch};
 use crate::time::Timestamp;
@@ -102,6 +102,8 @@ pub enum RouterMsg {
     /// An incident resolved (or never got created): drop it from the index.
     /// The router answers with `IncidentMsg::Retire`.
     Closed { id: IncidentId, key: Fingerprint },
+    /// The silences now in the store (after one was created or expired).
+    SetSilences(Vec<Silence>),
     /// The current index size (open incidents).
     IndexSize(RpcReplyPort<usize>),
     /// The actor of an open incident, if running.

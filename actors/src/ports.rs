@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::CodecError;
 use crate::domain::{
-    Alert, Fingerprint, Incident, IncidentId, IncidentStatus, Labels, Target, TimelineEvent,
+    Alert, Fingerprint, Incident, IncidentId, IncidentStatus, Labels, Silence, SilenceId, Target,
+    TimelineEvent,
 };
 use crate::time::Timestamp;
 
@@ -372,6 +373,18 @@ pub trait Store: Send + Sync + 'static {
     async fn alerts(&self, id: IncidentId) -> Result<Vec<StoredAlert>, StoreError>;
     /// Cheap liveness check of the backend.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Inserts or replaces a silence (expiring one is saving it with an earlier end).
+    async fn save_silence(&self, silence: &Silence) -> Result<(), StoreError>;
+    /// Every silence, newest first.
+    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError>;
+    /// Records an alert that a silence kept from opening an incident; once
+    /// per (silence, alert fingerprint): a re-send writes nothing new.
+    async fn record_silenced(
+        &self,
+        silence: SilenceId,
+        alert: &Alert,
+        received_at: Timestamp,
+    ) -> Result<(), StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

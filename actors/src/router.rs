@@ -12,13 +12,14 @@
 //! beyond that the router fails, escalating to the root supervisor, which
 //! restarts the router (and so rehydrates every incident from the store).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::domain::{
-    AlertStatus, Fingerprint, Incident, IncidentId, IngestAction, RestartIntensity, TransitionError,
+    Alert, AlertStatus, Fingerprint, Incident, IncidentId, IngestAction, RestartIntensity, Silence,
+    SilenceId, SilenceState, TransitionError,
 };
 use crate::incident::{commit, IncidentActor, IncidentArgs};
 use crate::messages::{
@@ -26,6 +27,7 @@ use crate::messages::{
     RouterMsg,
 };
 use crate::system::{CoreContext, Names};
+use crate::time::Timestamp;
 
 pub struct RouterActor;
 
@@ -41,6 +43,10 @@ pub struct RouterState {
     by_actor: HashMap<ActorId, (IncidentId, Fingerprint)>,
     restarts: HashMap<IncidentId, RestartIntensity>,
     next_id: u64,
+    /// Silences not yet expired; consulted only when an alert would open an incident.
+    silences: Vec<Silence>,
+    /// (silence, alert) pairs already recorded, so re-sends write nothing.
+    recorded_silenced: HashSet<(SilenceId, Fingerprint)>,
 }
 
 impl RouterState {
@@ -83,6 +89,42 @@ async fn spawn_incident(
     Ok(actor)
 }
 
+/// The silences still worth checking: active or pending.
+fn live_silences(silences: Vec<Silence>, now: Timestamp) -> Vec<Silence> {
+    silences
+        .into_iter()
+        .filter(|s| s.state(now) != SilenceState::Expired)
+        .collect()
+}
+
+/// Answers `Silenced` for an alert a silence kept from opening an incident,
+/// once it is recorded (the first time for this silence and alert; re-sends
+/// are answered at once). The write runs off the router's loop.
+fn record_silenced(
+    state: &mut RouterState,
+    silence: SilenceId,
+    alert: Alert,
+    reply: crate::messages::IngestReply,
+    now: Timestamp,
+) {
+    let fingerprint = alert.fingerprint();
+    let outcome = IngestOutcome {
+        fingerprint,
+        incident_id: None,
+        action: IngestAction::Silenced,
+    };
+    if state.recorded_silenced.contains(&(silence, fingerprint)) {
+        let _ = reply.send(Ok(outcome));
+        return;
+    }
+    state.recorded_silenced.insert((silence, fingerprint));
+    let store = state.ctx.store.clone();
+    tokio::spawn(async move {
+        let result = store.record_silenced(silence, &alert, now).await;
+        let _ = reply.send(result.map(|()| outcome).map_err(IngestError::from));
+    });
+}
+
 async fn command_on_closed(
     ctx: &CoreContext,
     id: IncidentId,
@@ -121,6 +163,7 @@ impl Actor for RouterActor {
             }
         }
         let open = ctx.store.load_open_incidents().await?;
+        let silences = ctx.store.list_silences().await?;
         let max_id = ctx.store.max_incident_id().await?;
         let mut state = RouterState {
             ctx: ctx.clone(),
@@ -129,6 +172,8 @@ impl Actor for RouterActor {
             by_actor: HashMap::with_capacity(open.len()),
             restarts: HashMap::new(),
             next_id: max_id.map_or(1, |id| id.0 + 1),
+            silences: live_silences(silences, ctx.clock.now()),
+            recorded_silenced: HashSet::new(),
         };
         let count = open.len();
         for incident in open {
@@ -178,6 +223,16 @@ impl Actor for RouterActor {
                         incident_id: None,
                         action: IngestAction::Unchanged,
                     }));
+                    return Ok(());
+                }
+                let now = state.ctx.clock.now();
+                if let Some(silence) = state
+                    .silences
+                    .iter()
+                    .find(|s| s.silences(&alert.labels, now))
+                    .map(|s| s.id)
+                {
+                    record_silenced(state, silence, alert, reply, now);
                     return Ok(());
                 }
                 let id = state.allocate_id();
@@ -237,6 +292,9 @@ impl Actor for RouterActor {
                     // Messages already queued to it are handled before this.
                     let _ = actor.cast(IncidentMsg::Retire);
                 }
+            }
+            RouterMsg::SetSilences(silences) => {
+                state.silences = live_silences(silences, state.ctx.clock.now());
             }
             RouterMsg::IndexSize(reply) => {
                 let _ = reply.send(state.by_id.len());

@@ -11,12 +11,13 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
 
 use crate::domain::{
-    Alert, Attribution, EscalationPolicy, Fingerprint, Incident, IncidentId, RestartPolicy,
+    Alert, Attribution, EscalationPolicy, Fingerprint, Incident, IncidentId, MatcherError,
+    RestartPolicy, Silence, SilenceId,
 };
 use crate::messages::{
     CommandError, CommandReply, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, RouterMsg,
 };
-use crate::ports::{Channel, SharedStore};
+use crate::ports::{Channel, SharedStore, StoreError};
 use crate::supervisor::{RootArgs, RootSupervisor};
 use crate::time::SharedClock;
 
@@ -50,6 +51,18 @@ pub struct SystemDeps {
     pub store: SharedStore,
     pub clock: SharedClock,
     pub channels: Vec<Arc<dyn Channel>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SilenceError {
+    #[error(transparent)]
+    Invalid(#[from] MatcherError),
+    #[error("silence {0} not found")]
+    NotFound(SilenceId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("incident system unavailable: {0}")]
+    Unavailable(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +118,7 @@ pub struct System {
     ctx: Arc<CoreContext>,
     root: ActorRef<()>,
     stopped: watch::Receiver<bool>,
+    silences_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub async fn spawn_system(config: SystemConfig, deps: SystemDeps) -> Result<System, SystemError> {
@@ -133,7 +147,12 @@ pub async fn spawn_system(config: SystemConfig, deps: SystemDeps) -> Result<Syst
         let _ = handle.await;
         let _ = tx.send(true);
     });
-    Ok(System { ctx, root, stopped })
+    Ok(System {
+        ctx,
+        root,
+        stopped,
+        silences_lock: Arc::default(),
+    })
 }
 
 impl System {
@@ -267,6 +286,50 @@ impl System {
         text: String,
     ) -> Result<Incident, CommandError> {
         self.command(id, IncidentCommand::Note(by, text)).await
+    }
+
+    /// Creates a silence (its id is assigned here), stores it, and hands the
+    /// router the new set. Silence writes are serialised by a lock: they are
+    /// rare and the id allocation must not race.
+    pub async fn create_silence(&self, mut silence: Silence) -> Result<Silence, SilenceError> {
+        let _guard = self.silences_lock.lock().await;
+        silence.validate()?;
+        let existing = self.ctx.store.list_silences().await?;
+        silence.id = SilenceId(existing.iter().map(|s| s.id.0).max().unwrap_or(0) + 1);
+        self.ctx.store.save_silence(&silence).await?;
+        self.publish_silences().await?;
+        Ok(silence)
+    }
+
+    /// Every silence, newest first.
+    pub async fn list_silences(&self) -> Result<Vec<Silence>, SilenceError> {
+        Ok(self.ctx.store.list_silences().await?)
+    }
+
+    /// Ends a silence now. Alerts it kept quiet are not paged retroactively:
+    /// only an alert that fires (or is re-sent) after this opens an incident.
+    pub async fn expire_silence(&self, id: SilenceId) -> Result<Silence, SilenceError> {
+        let _guard = self.silences_lock.lock().await;
+        let mut silence = self
+            .ctx
+            .store
+            .list_silences()
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or(SilenceError::NotFound(id))?;
+        silence.expire(self.ctx.clock.now());
+        self.ctx.store.save_silence(&silence).await?;
+        self.publish_silences().await?;
+        Ok(silence)
+    }
+
+    async fn publish_silences(&self) -> Result<(), SilenceError> {
+        let silences = self.ctx.store.list_silences().await?;
+        let router = self.router().map_err(SilenceError::Unavailable)?;
+        router
+            .cast(RouterMsg::SetSilences(silences))
+            .map_err(|e| SilenceError::Unavailable(e.to_string()))
     }
 
     /// Number of open incidents in the router's index.

@@ -17,6 +17,7 @@ mod decode;
 mod plan;
 pub mod postgres;
 mod query;
+mod silences;
 pub mod sqlite;
 
 use std::path::PathBuf;

@@ -12,8 +12,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use incident_actors::domain::{Incident, IncidentId, TimelineEvent};
+use incident_actors::domain::{Alert, Incident, IncidentId, Silence, SilenceId, TimelineEvent};
 use incident_actors::ports::{IncidentQuery, Store, StoreError, StoredAlert, WriteBatch};
+use incident_actors::time::Timestamp;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -22,6 +23,7 @@ use sqlx::{Sqlite, Transaction};
 use super::decode::{self, store_error, AlertColumns};
 use super::plan::{plan, Plan};
 use super::query::{list_sql, Dialect, Param};
+use super::silences;
 use super::StoreOpenError;
 
 /// Connections of a file database's pool.
@@ -294,6 +296,53 @@ impl Store for SqliteStore {
             .await
             .map(|_| ())
             .map_err(store_error)
+    }
+
+    async fn save_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO silences (id, starts_at, ends_at, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (id) DO UPDATE SET starts_at = excluded.starts_at, \
+             ends_at = excluded.ends_at, body = excluded.body",
+        )
+        .bind(silences::db_id(silence.id)?)
+        .bind(silences::millis(silence.starts_at))
+        .bind(silences::millis(silence.ends_at))
+        .bind(silences::millis(silence.created_at))
+        .bind(silences::silence_body(silence)?)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(store_error)
+    }
+
+    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT body FROM silences ORDER BY id DESC")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter()
+            .map(|(b,)| silences::silence_from_body(b))
+            .collect()
+    }
+
+    async fn record_silenced(
+        &self,
+        silence: SilenceId,
+        alert: &Alert,
+        received_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO silenced_alerts (silence_id, fingerprint, received_at, body) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        )
+        .bind(silences::db_id(silence)?)
+        .bind(alert.fingerprint().to_string())
+        .bind(received_at.as_millis())
+        .bind(silences::alert_body(alert)?)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(store_error)
     }
 }
 

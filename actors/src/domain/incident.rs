@@ -233,6 +233,8 @@ pub enum IngestAction {
     Joined,
     Resolved,
     Unchanged,
+    /// A silence kept it from opening an incident: recorded, pages no one.
+    Silenced,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
