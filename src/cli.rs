@@ -42,6 +42,37 @@ pub enum Command {
     Escalate(ActionArgs),
     /// Add a note to an incident's timeline.
     Note(NoteArgs),
+    /// Silences: add, list, expire.
+    Silence(SilenceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SilenceArgs {
+    #[command(subcommand)]
+    pub command: SilenceCommand,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceCommand {
+    /// Silence alerts matching every MATCHER (name=value, name!=value, name=~regex, name!~regex).
+    Add {
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// How long, e.g. 2h.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why (required).
+        #[arg(long)]
+        comment: String,
+        #[arg(long, default_value_t = default_actor())]
+        by: String,
+    },
+    /// Every silence, newest first.
+    List,
+    /// End a silence now.
+    Expire { id: u64 },
 }
 
 /// How to reach a running server.

@@ -28,6 +28,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Escalate(args) => Ok(print(lim::remote::escalate(&args).await)),
         Command::Snooze(args) => Ok(print(lim::remote::snooze(&args).await)),
         Command::Note(args) => Ok(print(lim::remote::note(&args).await)),
+        Command::Silence(args) => Ok(print(lim::remote::silence(&args).await)),
     }
 }
 

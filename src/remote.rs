@@ -8,7 +8,10 @@ use std::fmt::Write as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::cli::{ActionArgs, IncidentsArgs, IncidentsCommand, NoteArgs, Remote, SnoozeArgs};
+use crate::cli::{
+    ActionArgs, IncidentsArgs, IncidentsCommand, NoteArgs, Remote, SilenceArgs, SilenceCommand,
+    SnoozeArgs,
+};
 use crate::client::{ApiClient, ClientError};
 
 fn client(remote: &Remote) -> Result<ApiClient, ClientError> {
@@ -89,6 +92,70 @@ pub async fn note(a: &NoteArgs) -> Result<String, ClientError> {
         json!({ "text": a.text, "by": a.by }),
     )
     .await
+}
+
+pub async fn silence(args: &SilenceArgs) -> Result<String, ClientError> {
+    let api = client(&args.remote)?;
+    let v = match &args.command {
+        SilenceCommand::Add {
+            matchers,
+            duration,
+            comment,
+            by,
+        } => {
+            let body = json!({"matchers": matchers, "for": duration, "comment": comment, "created_by": by});
+            api.request(Method::POST, "/v1/silences", &[], Some(body))
+                .await?
+        }
+        SilenceCommand::List => {
+            let v = api.request(Method::GET, "/v1/silences", &[], None).await?;
+            return Ok(render(&args.remote, &v, silence_table));
+        }
+        SilenceCommand::Expire { id } => {
+            api.request(
+                Method::POST,
+                &format!("/v1/silences/{id}/expire"),
+                &[],
+                None,
+            )
+            .await?
+        }
+    };
+    Ok(render(&args.remote, &v, |v| {
+        format!(
+            "silence {} is {} until {}\n",
+            text(&v["id"]),
+            text(&v["state"]),
+            text(&v["ends_at"])
+        )
+    }))
+}
+
+fn silence_table(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = v["silences"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            let matchers = s["matchers"]
+                .as_array()
+                .map(|m| m.iter().map(text).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default();
+            vec![
+                text(&s["id"]),
+                text(&s["state"]),
+                text(&s["ends_at"]),
+                text(&s["created_by"]),
+                matchers,
+                text(&s["comment"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no silences\n".to_string();
+    }
+    table(&["ID", "STATE", "ENDS", "BY", "MATCHERS", "COMMENT"], &rows)
 }
 
 /// A JSON scalar as plain text (strings unquoted, null as `-`).

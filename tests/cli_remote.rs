@@ -127,3 +127,101 @@ async fn unreachable_server_is_one_clear_line() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_from_the_cli_keep_alerts_quiet() {
+    let (_dir, url) = support::temp_sqlite_url();
+    let server = LimProcess::start(binary(), &url, None).await;
+    let base = server.base.clone();
+    let add = lim(
+        &base,
+        &[
+            "silence",
+            "add",
+            "alertname=Noisy",
+            "model=~gpt.*",
+            "--for",
+            "2h",
+            "--comment",
+            "gateway deploy",
+        ],
+    )
+    .await;
+    assert!(add.status.success(), "{}", stderr(&add));
+    assert!(
+        stdout(&add).starts_with("silence 1 is active until "),
+        "{}",
+        stdout(&add)
+    );
+
+    let http = reqwest::Client::new();
+    let post = |name: &'static str| {
+        let http = http.clone();
+        let url = server.url("/v1/alerts");
+        async move {
+            let v: Value = http
+                .post(url)
+                .json(&json!({"labels": {"alertname": name, "model": "gpt-4o"}}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["results"][0]["action"].as_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(post("Noisy").await, "silenced");
+    assert_eq!(post("Other").await, "created");
+
+    let list = stdout(&lim(&base, &["silence", "list"]).await);
+    assert!(
+        list.contains("alertname=Noisy model=~gpt.*") && list.contains("gateway deploy"),
+        "{list}"
+    );
+    let bad = lim(
+        &base,
+        &[
+            "silence",
+            "add",
+            "x=~.*",
+            "--for",
+            "1h",
+            "--comment",
+            "oops",
+        ],
+    )
+    .await;
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("silence everything"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let expire = lim(&base, &["silence", "expire", "1"]).await;
+    assert!(
+        stdout(&expire).starts_with("silence 1 is expired"),
+        "{}",
+        stdout(&expire)
+    );
+    assert_eq!(
+        post("Noisy").await,
+        "created",
+        "fires again once the silence ended"
+    );
+    let incidents: Value = http
+        .get(server.url("/v1/incidents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        incidents["incidents"].as_array().unwrap().len(),
+        2,
+        "the silenced alert opened none"
+    );
+    server.kill9().await;
+}

@@ -486,6 +486,41 @@ async fn touch_snapshot_replaces_only_its_own_version(f: Fixture) {
     assert_eq!(got.version, incident.version);
 }
 
+async fn silences_are_saved_listed_and_recorded_once(f: Fixture) {
+    use incident_actors::domain::{Matcher, Silence, SilenceId};
+    let store = f.store;
+    let mut silence = Silence {
+        id: SilenceId(1),
+        matchers: vec![Matcher::parse("model=~gpt.*").unwrap()],
+        starts_at: Timestamp(T0),
+        ends_at: Timestamp(T0 + 3_600_000),
+        created_by: "alice".into(),
+        comment: "deploy".into(),
+        created_at: Timestamp(T0),
+    };
+    store.save_silence(&silence).await.unwrap();
+    let mut second = silence.clone();
+    second.id = SilenceId(2);
+    store.save_silence(&second).await.unwrap();
+    silence.expire(Timestamp(T0 + 60_000));
+    store.save_silence(&silence).await.unwrap();
+    let listed = store.list_silences().await.unwrap();
+    assert_eq!(
+        listed,
+        [second, silence.clone()],
+        "newest first, the expiry saved"
+    );
+    let a = alert("Noisy", AlertStatus::Firing);
+    store
+        .record_silenced(silence.id, &a, Timestamp(T0))
+        .await
+        .unwrap();
+    store
+        .record_silenced(silence.id, &a, Timestamp(T0 + 1))
+        .await
+        .unwrap();
+}
+
 async fn duplicate_open_fingerprint_rolls_back_the_batch(f: Fixture) {
     let store = f.store;
     let (first, w) = open(1, "Dup", T0);
@@ -1168,6 +1203,7 @@ contract! {
         open_incidents_and_max_id,
         touches_raise_last_seen_and_count,
         touch_snapshot_replaces_only_its_own_version,
+        silences_are_saved_listed_and_recorded_once,
         duplicate_open_fingerprint_rolls_back_the_batch,
         resolved_incident_frees_its_fingerprint,
         large_batch,

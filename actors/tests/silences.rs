@@ -72,7 +72,10 @@ async fn a_silenced_alert_pages_no_one_and_expiry_is_not_retroactive() {
     );
     let listed = h.system.list_silences().await.unwrap();
     let ended = listed[0].ends_at.0 - T0.0;
-    assert!((600_000..600_100).contains(&ended), "ended when expired: {ended} ms");
+    assert!(
+        (600_000..600_100).contains(&ended),
+        "ended when expired: {ended} ms"
+    );
 
     let after = h
         .system

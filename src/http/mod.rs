@@ -26,6 +26,7 @@ pub mod incident_actions;
 pub mod incidents;
 pub mod pagerduty;
 pub mod prometheus;
+pub mod silences;
 pub mod via;
 
 use std::sync::{Arc, OnceLock};
@@ -142,6 +143,9 @@ pub fn app(state: AppState) -> Router {
             post(alertmanager::post_webhook),
         )
         .route("/v2/enqueue", post(pagerduty::enqueue))
+        .route("/v1/silences", get(silences::list).post(silences::create))
+        .route("/v1/silences/{id}", axum::routing::delete(silences::expire))
+        .route("/v1/silences/{id}/expire", post(silences::expire))
         .route("/v1/incidents", get(incidents::list))
         .route("/v1/incidents/{id}", get(incidents::get))
         .route(
