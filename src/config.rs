@@ -27,6 +27,7 @@
 //! targets = ["console"]
 //! ```
 
+use crate::http::limits::AlertLimits;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -56,6 +57,7 @@ pub struct Config {
     pub database_url: String,
     pub escalation: EscalationPolicy,
     pub resolve_timeout: Duration,
+    pub limits: AlertLimits,
 }
 
 impl Default for Config {
@@ -67,6 +69,7 @@ impl Default for Config {
             database_url: DEFAULT_DATABASE_URL.to_string(),
             escalation: EscalationPolicy::default_console(),
             resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
+            limits: AlertLimits::default(),
         }
     }
 }
@@ -86,6 +89,7 @@ pub struct FileSettings {
     pub database_url: Option<String>,
     pub escalation: Option<EscalationPolicy>,
     pub resolve_timeout: Option<Duration>,
+    pub limits: Option<AlertLimits>,
 }
 
 /// One problem in a config file, located at a 1-based line and column.
@@ -221,6 +225,7 @@ struct RawFile {
     database_url: Option<Spanned<String>>,
     resolve_timeout: Option<Spanned<String>>,
     escalation: Option<Spanned<RawEscalation>>,
+    limits: Option<Spanned<AlertLimits>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,12 +285,18 @@ pub fn parse_file(text: &str) -> Result<FileSettings, Vec<Diagnostic>> {
         .resolve_timeout
         .and_then(|t| checker.check(t.span(), parse_resolve_timeout(t.get_ref())));
     let escalation = raw.escalation.and_then(|e| build_policy(&mut checker, e));
+    let limits = raw.limits.and_then(|l| {
+        let span = l.span();
+        let limits = l.into_inner();
+        checker.check(span, limits.validate()).map(|()| limits)
+    });
     if checker.items.is_empty() {
         Ok(FileSettings {
             listen,
             database_url,
             escalation,
             resolve_timeout,
+            limits,
         })
     } else {
         Err(checker.items)
@@ -365,6 +376,9 @@ pub fn resolve(file: FileSettings, overrides: &Overrides) -> Result<Config, Conf
     }
     if let Some(timeout) = file.resolve_timeout {
         config.resolve_timeout = timeout;
+    }
+    if let Some(limits) = file.limits {
+        config.limits = limits;
     }
     if let Some(listen) = &overrides.listen {
         config.listen = parse_listen(listen).map_err(|message| ConfigError::Env {
@@ -533,6 +547,26 @@ targets = ["console"]
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn limits_from_the_file() {
+        let s = parse_file("[limits]\nmax_labels = 10\n").unwrap();
+        assert_eq!(s.limits.unwrap().max_labels, 10);
+        assert_eq!(
+            s.limits.unwrap().max_label_value_bytes,
+            4096,
+            "others keep their defaults"
+        );
+        let errors = parse_file("\n[limits]\nmax_labels = 0\n").unwrap_err();
+        assert_eq!(errors[0].line, 2);
+        assert!(errors[0]
+            .message
+            .contains("limits.max_labels must be at least 1"));
+        assert!(
+            parse_file("[limits]\nmax_lables = 3\n").is_err(),
+            "unknown keys are errors"
+        );
     }
 
     #[test]

@@ -68,7 +68,9 @@ pub async fn serve_until(
     println!("lim listening on http://{addr}");
     tracing::info!(%addr, "listening");
 
-    let state = AppState::new().with_resolve_timeout(config.resolve_timeout);
+    let state = AppState::new()
+        .with_resolve_timeout(config.resolve_timeout)
+        .with_limits(config.limits);
     let mut http = HttpServer::start(listener, state.clone());
     tokio::pin!(shutdown);
 

@@ -888,3 +888,55 @@ async fn incident_list_bad_parameters_name_the_parameter() {
     assert_eq!(ids.len(), 1);
     h.system.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_alerts_are_refused_by_every_ingest_path_and_store_nothing() {
+    let h = harness().await;
+    let many: serde_json::Map<String, Value> =
+        (0..10_000).map(|i| (format!("l{i}"), json!("v"))).collect();
+    let huge = "x".repeat(10 << 20);
+    let cases = [
+        ("/v1/alerts", json!({"labels": many})),
+        (
+            "/api/v2/alerts",
+            json!([{"labels": {"alertname": "Big", "summary": huge}}]),
+        ),
+    ];
+    for (uri, body) in cases {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let r = send(&h.state, Method::POST, uri, Some("application/json"), bytes).await;
+        assert!(r.status.is_client_error(), "{uri}: {}", r.status);
+        assert!(
+            !r.message().is_empty() || r.status == StatusCode::PAYLOAD_TOO_LARGE,
+            "{uri}"
+        );
+    }
+    // Within the body limit but over the label limits: a 400 naming the label.
+    let r = post_json(
+        &h.state,
+        "/v1/alerts",
+        json!({"labels": {"alertname": "Big", "value": "y".repeat(5000)}}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.message().contains("labels.value is 5000 bytes"),
+        "{}",
+        r.message()
+    );
+    let r = post_json(&h.state, "/v1/alerts", json!({"labels": many_labels(100)})).await;
+    assert!(r.message().contains("100 labels"), "{}", r.message());
+    let list = get(&h.state, "/v1/incidents").await;
+    assert_eq!(
+        list.body["incidents"].as_array().unwrap().len(),
+        0,
+        "nothing stored"
+    );
+}
+
+fn many_labels(n: usize) -> Value {
+    (0..n)
+        .map(|i| (format!("l{i}"), json!("v")))
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
+}

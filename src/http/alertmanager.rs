@@ -157,7 +157,7 @@ pub async fn post_webhook(
     let results = if notification.alerts.is_empty() {
         Vec::new()
     } else {
-        let _permit = state.try_reserve_ingest(notification.alerts.len())?;
+        let _permit = state.admit(&notification.alerts)?;
         ingest_all(&system, notification.alerts).await?
     };
     Ok(Json(WebhookResponse {

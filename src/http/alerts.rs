@@ -58,7 +58,7 @@ pub async fn post_alerts(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
     let alerts = parse_alert_request(body, SystemClock.now())?;
-    let _permit = state.try_reserve_ingest(alerts.len())?;
+    let _permit = state.admit(&alerts)?;
     let results = ingest_all(&system, alerts).await?;
     Ok((StatusCode::ACCEPTED, Json(IngestResponse { results })))
 }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod health;
 pub mod incident_actions;
 pub mod incidents;
+pub mod limits;
 pub mod pagerduty;
 pub mod prometheus;
 pub mod silences;
@@ -59,6 +60,7 @@ pub struct AppState {
     ingest_permits: Arc<Semaphore>,
     max_in_flight: usize,
     resolve_timeout: Duration,
+    limits: limits::AlertLimits,
 }
 
 impl Default for AppState {
@@ -81,11 +83,28 @@ impl AppState {
             ingest_permits: Arc::new(Semaphore::new(max)),
             max_in_flight: max,
             resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
+            limits: limits::AlertLimits::default(),
         }
     }
 
     /// This state with a different resolve timeout: how long a pushed
     /// Prometheus alert without `endsAt` stays firing without a re-send.
+    pub fn with_limits(mut self, limits: limits::AlertLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Admits a request's alerts: checks them against the size limits, then
+    /// reserves their in-flight slots. Every ingest path calls this before
+    /// ingesting anything, so a refused request stores nothing.
+    pub fn admit(
+        &self,
+        alerts: &[incident_actors::domain::Alert],
+    ) -> Result<OwnedSemaphorePermit, ApiError> {
+        self.limits.check(alerts)?;
+        self.try_reserve_ingest(alerts.len())
+    }
+
     pub fn with_resolve_timeout(mut self, timeout: Duration) -> Self {
         self.resolve_timeout = timeout;
         self

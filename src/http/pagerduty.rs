@@ -164,7 +164,7 @@ fn body_error(e: ApiError) -> EnqueueError {
 async fn process(system: &System, state: &AppState, event: Event) -> Result<(), ApiError> {
     let outcome = match event {
         Event::Trigger(alert) => {
-            let _permit = state.try_reserve_ingest(1)?;
+            let _permit = state.admit(std::slice::from_ref(&alert))?;
             ingest_all(system, vec![alert]).await?;
             return Ok(());
         }

@@ -68,7 +68,7 @@ pub async fn post_alerts(
 ) -> Result<StatusCode, ApiError> {
     let alerts = parse_postable_alerts(body, SystemClock.now(), state.resolve_timeout())?;
     if !alerts.is_empty() {
-        let _permit = state.try_reserve_ingest(alerts.len())?;
+        let _permit = state.admit(&alerts)?;
         ingest_all(&system, alerts).await?;
     }
     Ok(StatusCode::OK)
