@@ -58,6 +58,9 @@ pub struct Config {
     pub escalation: EscalationPolicy,
     pub resolve_timeout: Duration,
     pub limits: AlertLimits,
+    /// `[auth] allow_unauthenticated`: the operator's explicit consent to
+    /// listen beyond loopback with nothing authenticating requests.
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for Config {
@@ -70,6 +73,7 @@ impl Default for Config {
             escalation: EscalationPolicy::default_console(),
             resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
             limits: AlertLimits::default(),
+            allow_unauthenticated: false,
         }
     }
 }
@@ -90,6 +94,7 @@ pub struct FileSettings {
     pub escalation: Option<EscalationPolicy>,
     pub resolve_timeout: Option<Duration>,
     pub limits: Option<AlertLimits>,
+    pub allow_unauthenticated: Option<bool>,
 }
 
 /// One problem in a config file, located at a 1-based line and column.
@@ -153,6 +158,8 @@ pub enum ConfigError {
     Invalid(Diagnostics),
     #[error("invalid {var}: {message}")]
     Env { var: &'static str, message: String },
+    #[error("{0}")]
+    Unsafe(String),
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
@@ -226,6 +233,13 @@ struct RawFile {
     resolve_timeout: Option<Spanned<String>>,
     escalation: Option<Spanned<RawEscalation>>,
     limits: Option<Spanned<AlertLimits>>,
+    auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    allow_unauthenticated: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +311,7 @@ pub fn parse_file(text: &str) -> Result<FileSettings, Vec<Diagnostic>> {
             escalation,
             resolve_timeout,
             limits,
+            allow_unauthenticated: raw.auth.and_then(|a| a.allow_unauthenticated),
         })
     } else {
         Err(checker.items)
@@ -380,6 +395,9 @@ pub fn resolve(file: FileSettings, overrides: &Overrides) -> Result<Config, Conf
     if let Some(limits) = file.limits {
         config.limits = limits;
     }
+    if let Some(allow) = file.allow_unauthenticated {
+        config.allow_unauthenticated = allow;
+    }
     if let Some(listen) = &overrides.listen {
         config.listen = parse_listen(listen).map_err(|message| ConfigError::Env {
             var: "LIM_LISTEN",
@@ -421,7 +439,26 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     let mut config = resolve(settings, overrides)?;
     let env = std::env::var(RESOLVE_TIMEOUT_ENV).ok();
     apply_resolve_timeout_env(&mut config, env.as_deref())?;
+    check_exposure(&config)?;
     Ok(config)
+}
+
+/// Refuses to listen beyond loopback while nothing authenticates requests,
+/// unless the operator said so (`[auth] allow_unauthenticated = true`).
+/// Integration keys and API tokens are not built yet, so today any
+/// non-loopback address needs that consent.
+pub fn check_exposure(config: &Config) -> Result<(), ConfigError> {
+    if config.listen.ip().is_loopback() || config.allow_unauthenticated {
+        return Ok(());
+    }
+    Err(ConfigError::Unsafe(format!(
+        "refusing to listen on {} without authentication: lim has no integration keys or \
+         API tokens configured, so anyone who can reach that address could post alerts and \
+         acknowledge incidents. Listen on a loopback address (the default 127.0.0.1:8080, \
+         e.g. behind an authenticating proxy), or set `[auth] allow_unauthenticated = true` \
+         in the config file if this network is trusted",
+        config.listen
+    )))
 }
 
 #[cfg(test)]
@@ -547,6 +584,27 @@ targets = ["console"]
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn non_loopback_needs_explicit_consent() {
+        let mut c = Config::default();
+        assert!(check_exposure(&c).is_ok(), "loopback by default");
+        c.listen = "0.0.0.0:8080".parse().unwrap();
+        let err = check_exposure(&c).unwrap_err().to_string();
+        assert!(
+            err.starts_with("refusing to listen on 0.0.0.0:8080 without authentication"),
+            "{err}"
+        );
+        let s = parse_file("listen = \"0.0.0.0:8080\"\n[auth]\nallow_unauthenticated = true\n")
+            .unwrap();
+        let c = resolve(s, &Overrides::default()).unwrap();
+        assert!(check_exposure(&c).is_ok());
+        c.listen.ip().is_unspecified().then_some(()).unwrap();
+        assert!(
+            parse_file("[auth]\nallow = true\n").is_err(),
+            "unknown keys are errors"
+        );
     }
 
     #[test]

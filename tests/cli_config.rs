@@ -185,6 +185,30 @@ fn serve_refuses_an_invalid_config() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("LIM_DATABASE_URL"));
 }
 
+#[test]
+fn serve_refuses_a_non_loopback_address_without_consent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/lim.db", dir.path().display());
+    let out = Command::new(LIM)
+        .arg("serve")
+        .env_remove("LIM_CONFIG")
+        .env("LIM_LISTEN", "0.0.0.0:0")
+        .env("LIM_DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without authentication"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("allow_unauthenticated"),
+        "says how to consent: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing was bound");
+}
+
 /// `lim serve` on port 0: prints its address, answers the probes, becomes
 /// ready on a SQLite store, serves the API, and exits 0 on SIGTERM.
 #[tokio::test]
