@@ -12,7 +12,7 @@
 //! beyond that the router fails, escalating to the root supervisor, which
 //! restarts the router (and so rehydrates every incident from the store).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
@@ -45,8 +45,6 @@ pub struct RouterState {
     next_id: u64,
     /// Silences not yet expired; consulted only when an alert would open an incident.
     silences: Vec<Silence>,
-    /// (silence, alert) pairs already recorded, so re-sends write nothing.
-    recorded_silenced: HashSet<(SilenceId, Fingerprint)>,
 }
 
 impl RouterState {
@@ -98,26 +96,20 @@ fn live_silences(silences: Vec<Silence>, now: Timestamp) -> Vec<Silence> {
 }
 
 /// Answers `Silenced` for an alert a silence kept from opening an incident,
-/// once it is recorded (the first time for this silence and alert; re-sends
-/// are answered at once). The write runs off the router's loop.
+/// once it is recorded. The store keeps one row per (silence, alert), so a
+/// re-send writes nothing new; the write runs off the router's loop.
 fn record_silenced(
-    state: &mut RouterState,
+    state: &RouterState,
     silence: SilenceId,
     alert: Alert,
     reply: crate::messages::IngestReply,
     now: Timestamp,
 ) {
-    let fingerprint = alert.fingerprint();
     let outcome = IngestOutcome {
-        fingerprint,
+        fingerprint: alert.fingerprint(),
         incident_id: None,
         action: IngestAction::Silenced,
     };
-    if state.recorded_silenced.contains(&(silence, fingerprint)) {
-        let _ = reply.send(Ok(outcome));
-        return;
-    }
-    state.recorded_silenced.insert((silence, fingerprint));
     let store = state.ctx.store.clone();
     tokio::spawn(async move {
         let result = store.record_silenced(silence, &alert, now).await;
@@ -173,7 +165,6 @@ impl Actor for RouterActor {
             restarts: HashMap::new(),
             next_id: max_id.map_or(1, |id| id.0 + 1),
             silences: live_silences(silences, ctx.clock.now()),
-            recorded_silenced: HashSet::new(),
         };
         let count = open.len();
         for incident in open {

@@ -297,7 +297,7 @@ impl System {
         let existing = self.ctx.store.list_silences().await?;
         silence.id = SilenceId(existing.iter().map(|s| s.id.0).max().unwrap_or(0) + 1);
         self.ctx.store.save_silence(&silence).await?;
-        self.publish_silences().await?;
+        self.publish_silences().await;
         Ok(silence)
     }
 
@@ -320,16 +320,24 @@ impl System {
             .ok_or(SilenceError::NotFound(id))?;
         silence.expire(self.ctx.clock.now());
         self.ctx.store.save_silence(&silence).await?;
-        self.publish_silences().await?;
+        self.publish_silences().await;
         Ok(silence)
     }
 
-    async fn publish_silences(&self) -> Result<(), SilenceError> {
-        let silences = self.ctx.store.list_silences().await?;
-        let router = self.router().map_err(SilenceError::Unavailable)?;
-        router
-            .cast(RouterMsg::SetSilences(silences))
-            .map_err(|e| SilenceError::Unavailable(e.to_string()))
+    /// Hands the router the stored silences. The silence is already saved:
+    /// a router that cannot be told now (restarting) loads them from the
+    /// store when it starts, so this only logs.
+    async fn publish_silences(&self) {
+        let published = match (self.ctx.store.list_silences().await, self.router()) {
+            (Ok(silences), Ok(router)) => router
+                .cast(RouterMsg::SetSilences(silences))
+                .map_err(|e| e.to_string()),
+            (Err(e), _) => Err(e.to_string()),
+            (_, Err(e)) => Err(e),
+        };
+        if let Err(e) = published {
+            tracing::warn!(error = %e, "silence saved but not yet handed to the router");
+        }
     }
 
     /// Number of open incidents in the router's index.

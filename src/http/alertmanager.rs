@@ -56,6 +56,11 @@ pub const GRAFANA_SOURCE: &str = "grafana";
 
 /// Top-level fields only Grafana sends: their presence makes the source `grafana`.
 const GRAFANA_FIELDS: &[&str] = &["orgId", "title", "state", "message"];
+/// Most bytes of group-level extra fields kept (they are copied into each alert).
+pub const MAX_GROUP_EXTRA_BYTES: usize = 8 * 1024;
+/// Most bytes of group-level extras over all alerts of one request.
+pub const MAX_GROUP_EXTRA_TOTAL_BYTES: usize = 1024 * 1024;
+
 /// Top-level fields that are not kept in `extra`.
 const GROUP_FIELDS_DROPPED: &[&str] = &[
     "version",
@@ -197,6 +202,19 @@ pub fn parse_webhook(body: Value, now: Timestamp) -> Result<Notification, ApiErr
         SOURCE
     };
     extra.retain(|key, _| !GROUP_FIELDS_DROPPED.contains(&key.as_str()));
+    // The group's fields are copied into every alert: bound the copy, or a
+    // large unknown field times many alerts would multiply the body in memory.
+    let group_bytes = Value::Object(extra.clone()).to_string().len();
+    if group_bytes > MAX_GROUP_EXTRA_BYTES
+        || group_bytes.saturating_mul(items.len()) > MAX_GROUP_EXTRA_TOTAL_BYTES
+    {
+        return Err(ApiError::InvalidBody(format!(
+            "the group's extra top-level fields are {group_bytes} bytes for {} alerts; \
+             at most {MAX_GROUP_EXTRA_BYTES} bytes, and {MAX_GROUP_EXTRA_TOTAL_BYTES} bytes \
+             copied over all alerts",
+            items.len()
+        )));
+    }
     let context = GroupContext {
         group_key: group.group_key,
         resolved: group.status == AlertStatus::Resolved,
@@ -407,5 +425,21 @@ mod tests {
         assert_eq!(go_time(Some(zero)), None);
         assert_eq!(go_time(Some(NOW)), Some(NOW));
         assert_eq!(go_time(None), None);
+    }
+
+    #[test]
+    fn large_group_extras_are_refused_not_multiplied() {
+        let mut b = body();
+        b["pad"] = json!("x".repeat(MAX_GROUP_EXTRA_BYTES + 1));
+        assert!(err(b).contains("extra top-level fields"));
+        // Small extras times many alerts, over the total budget.
+        let mut b = body();
+        b["pad"] = json!("x".repeat(4000));
+        let alert = json!({"status": "firing", "labels": {"a": "1"}});
+        b["alerts"] = Value::Array(vec![alert; 400]);
+        assert!(err(b).contains("copied over all alerts"));
+        let mut b = body();
+        b["note"] = json!("small");
+        assert!(parse_webhook(b, NOW).is_ok(), "ordinary extras are kept");
     }
 }

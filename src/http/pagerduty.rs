@@ -138,7 +138,7 @@ pub async fn enqueue(
     let event =
         parse_event(body, SystemClock.now(), new_dedup_key).map_err(EnqueueError::Invalid)?;
     let dedup_key = event.dedup_key().to_string();
-    process(&system, &state, event).await?;
+    process(&system, &state, event).await.map_err(body_error)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(EnqueueResponse {

@@ -120,6 +120,11 @@ pub fn parse_new_silence(body: NewSilence, now: Timestamp) -> Result<Silence, Ap
         created_at: now,
     };
     silence.validate().map_err(|e| invalid(e.to_string()))?;
+    if silence.ends_at <= now {
+        return Err(invalid(
+            "the silence would already be over: `ends_at` is in the past".into(),
+        ));
+    }
     Ok(silence)
 }
 
@@ -216,6 +221,14 @@ mod tests {
             (
                 serde_json::json!({"matchers": ["a=b"], "for": "soon", "comment": "c"}),
                 "bad duration",
+            ),
+            (
+                serde_json::json!({"matchers": ["a=b"], "for": "9000y", "comment": "c"}),
+                "past year 9999",
+            ),
+            (
+                serde_json::json!({"matchers": ["a=b"], "starts_at": "1969-12-31T00:00:00Z", "ends_at": "1970-01-01T00:00:01Z", "comment": "c"}),
+                "already over",
             ),
         ] {
             assert!(parse_new_silence(body(json), now).is_err(), "{why}");

@@ -400,9 +400,7 @@ impl Store for PostgresStore {
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;
-        rows.iter()
-            .map(|(b,)| silences::silence_from_body(b))
-            .collect()
+        Ok(silences::readable(&rows))
     }
 
     async fn record_silenced(

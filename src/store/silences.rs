@@ -16,6 +16,21 @@ pub(crate) fn silence_from_body(body: &str) -> Result<Silence, StoreError> {
         .map_err(|e| StoreError::Unavailable(format!("stored silence cannot be read: {e}")))
 }
 
+/// The silences that can be read; one that cannot (written by a future
+/// version, or damaged) is logged and skipped rather than making every
+/// silence, and the router's start, fail with it.
+pub(crate) fn readable(rows: &[(String,)]) -> Vec<Silence> {
+    rows.iter()
+        .filter_map(|(body,)| match silence_from_body(body) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "skipping a stored silence that cannot be read");
+                None
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn alert_body(a: &Alert) -> Result<String, StoreError> {
     serde_json::to_string(a).map_err(|e| StoreError::Rejected(format!("alert as JSON: {e}")))
 }

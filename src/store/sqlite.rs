@@ -320,9 +320,7 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;
-        rows.iter()
-            .map(|(b,)| silences::silence_from_body(b))
-            .collect()
+        Ok(silences::readable(&rows))
     }
 
     async fn record_silenced(

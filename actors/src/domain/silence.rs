@@ -53,6 +53,8 @@ pub enum MatcherError {
     MatchesEverything,
     #[error("a silence must end after it starts")]
     EndsBeforeStart,
+    #[error("a silence must end before the year 10000")]
+    TooFar,
 }
 
 /// One `name op value` matcher. The compiled regex is rebuilt on decode.
@@ -170,6 +172,10 @@ impl Matcher {
     }
 }
 
+/// The latest end a silence may have: 9999-12-31T23:59:59.999Z. RFC 3339
+/// has no later years, so a later instant could not be written and read back.
+pub const LATEST_END: Timestamp = Timestamp(253_402_300_799_999);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SilenceId(pub u64);
@@ -211,6 +217,9 @@ impl Silence {
         }
         if self.ends_at <= self.starts_at {
             return Err(MatcherError::EndsBeforeStart);
+        }
+        if self.ends_at > LATEST_END {
+            return Err(MatcherError::TooFar);
         }
         Ok(())
     }
@@ -345,6 +354,16 @@ mod tests {
         let mut s = silence(&["alertname=X"]);
         s.ends_at = s.starts_at;
         assert_eq!(s.validate(), Err(MatcherError::EndsBeforeStart));
+        s.ends_at = Timestamp(LATEST_END.0 + 1);
+        assert_eq!(s.validate(), Err(MatcherError::TooFar));
+        s.ends_at = LATEST_END;
+        assert!(s.validate().is_ok());
+        assert_eq!(
+            serde_json::from_str::<Timestamp>(&serde_json::to_string(&LATEST_END).unwrap())
+                .unwrap(),
+            LATEST_END,
+            "the latest end round-trips through JSON"
+        );
     }
 
     #[test]
