@@ -1,6 +1,6 @@
 //! The incident list as SQL: one `SELECT` built from an [`IncidentQuery`]
 //! for either backend, every value a bound parameter (the SQL text only
-//! ever holds column names, operators and placeholders).
+//! ever holds column names, operators and parameter markers).
 //!
 //! The statement is shaped for the indexes of
 //! `migrations/*/0003_list_indexes.sql`:
@@ -24,7 +24,7 @@
 use incident_actors::domain::IncidentStatus;
 use incident_actors::ports::{IncidentQuery, StatusFilter, StoreError};
 
-/// The placeholder syntax of a backend.
+/// The parameter marker syntax of a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Dialect {
     /// `?1`, `?2`, …
@@ -40,7 +40,7 @@ pub(crate) enum Param {
     Text(String),
 }
 
-/// A statement and its parameters, in placeholder order.
+/// A statement and its parameters, in parameter marker order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ListSql {
     pub sql: String,
@@ -54,7 +54,7 @@ struct Builder {
 }
 
 impl Builder {
-    /// Binds `param`, returning its placeholder.
+    /// Binds `param`, returning its parameter marker.
     fn bind(&mut self, param: Param) -> String {
         self.params.push(param);
         let n = self.params.len();
