@@ -940,3 +940,22 @@ fn many_labels(n: usize) -> Value {
         .collect::<serde_json::Map<String, Value>>()
         .into()
 }
+
+#[tokio::test]
+async fn non_utf8_bodies_are_malformed_json_on_every_ingest_path() {
+    let h = harness().await;
+    for uri in [
+        "/v1/alerts",
+        "/api/v2/alerts",
+        "/v1/integrations/alertmanager",
+        "/v2/enqueue",
+    ] {
+        let body = b"{\"labels\":{\"a\":\"\xff\xfe\"}}".to_vec();
+        let r = send(&h.state, Method::POST, uri, Some("application/json"), body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        let text = r.body.to_string();
+        assert!(text.contains("malformed JSON"), "{uri}: {text}");
+    }
+    let list = get(&h.state, "/v1/incidents").await;
+    assert_eq!(list.body["incidents"].as_array().unwrap().len(), 0);
+}
