@@ -115,13 +115,7 @@ async fn concurrent_alerts_for_one_fingerprint_make_one_incident() {
 #[tokio::test(start_paused = true)]
 async fn commands_on_unknown_and_resolved_incidents() {
     let h = start(SystemConfig::default()).await;
-    let id = h
-        .system
-        .ingest(alert("A", AlertStatus::Firing))
-        .await
-        .unwrap()
-        .incident_id
-        .unwrap();
+    let id = open_incident(&h.system, "A").await;
     let by = || Attribution::new("alice", Interface::Api);
     h.system.resolve(id, by()).await.unwrap();
     settle().await;
@@ -139,13 +133,7 @@ async fn commands_on_unknown_and_resolved_incidents() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_commit_answers_an_error_and_changes_nothing() {
     let h = start(SystemConfig::default()).await;
-    let id = h
-        .system
-        .ingest(alert("A", AlertStatus::Firing))
-        .await
-        .unwrap()
-        .incident_id
-        .unwrap();
+    let id = open_incident(&h.system, "A").await;
     settle().await;
     h.store.set_failing(true);
     assert!(h

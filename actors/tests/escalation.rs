@@ -129,13 +129,7 @@ async fn ack_timeout_retriggers_on_the_incidents_own_timer() {
         ..SystemConfig::default()
     };
     let h = start(config).await;
-    let id = h
-        .system
-        .ingest(alert("A", AlertStatus::Firing))
-        .await
-        .unwrap()
-        .incident_id
-        .unwrap();
+    let id = open_incident(&h.system, "A").await;
     settle().await;
     h.system
         .acknowledge(id, Attribution::new("bob", Interface::Cli))
@@ -207,13 +201,7 @@ async fn pages_queued_behind_a_slow_channel_are_dropped_after_an_acknowledge() {
 #[tokio::test(start_paused = true)]
 async fn snooze_retriggers_on_the_incidents_own_timer() {
     let h = start(SystemConfig::default()).await;
-    let id = h
-        .system
-        .ingest(alert("A", AlertStatus::Firing))
-        .await
-        .unwrap()
-        .incident_id
-        .unwrap();
+    let id = open_incident(&h.system, "A").await;
     settle().await;
     let snoozed = h
         .system
@@ -247,13 +235,7 @@ async fn snooze_retriggers_on_the_incidents_own_timer() {
 #[tokio::test(start_paused = true)]
 async fn escalate_now_and_notes() {
     let h = start(SystemConfig::default()).await;
-    let id = h
-        .system
-        .ingest(alert("A", AlertStatus::Firing))
-        .await
-        .unwrap()
-        .incident_id
-        .unwrap();
+    let id = open_incident(&h.system, "A").await;
     settle().await;
     advance_minutes(1).await;
     h.system
@@ -290,14 +272,7 @@ async fn escalate_now_and_notes() {
         .await
         .unwrap();
     assert_eq!(after.status, IncidentStatus::Resolved);
-    let names: Vec<_> = h
-        .store
-        .timeline(id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.name())
-        .collect();
+    let names = timeline_names(&h.store, id).await;
     assert_eq!(
         names,
         [

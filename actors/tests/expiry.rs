@@ -48,14 +48,7 @@ async fn an_alert_no_longer_resent_resolves_when_its_ends_at_passes() {
         IncidentStatus::Resolved,
         "resolved at minute 7"
     );
-    let names: Vec<_> = h
-        .store
-        .timeline(id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.name())
-        .collect();
+    let names = timeline_names(&h.store, id).await;
     assert_eq!(names.last().copied(), Some("resolved"));
     assert!(names.contains(&"alert_expired"));
     assert_eq!(

@@ -15,20 +15,8 @@ use incident_actors::SystemConfig;
 #[tokio::test(start_paused = true)]
 async fn restart_brings_back_incidents_and_their_timers() {
     let h = start(SystemConfig::default()).await;
-    let id = h
-        .system
-        .ingest(alert("A", AlertStatus::Firing))
-        .await
-        .unwrap()
-        .incident_id
-        .unwrap();
-    let acked = h
-        .system
-        .ingest(alert("B", AlertStatus::Firing))
-        .await
-        .unwrap()
-        .incident_id
-        .unwrap();
+    let id = open_incident(&h.system, "A").await;
+    let acked = open_incident(&h.system, "B").await;
     settle().await;
     h.system
         .acknowledge(acked, Attribution::new("alice", Interface::Api))
@@ -102,20 +90,8 @@ async fn a_deadline_that_passed_while_down_fires_at_once() {
 #[tokio::test(start_paused = true)]
 async fn a_panicking_incident_comes_back_from_its_snapshot_with_its_timers() {
     let h = start(SystemConfig::default()).await;
-    let id = h
-        .system
-        .ingest(alert("A", AlertStatus::Firing))
-        .await
-        .unwrap()
-        .incident_id
-        .unwrap();
-    let other = h
-        .system
-        .ingest(alert("B", AlertStatus::Firing))
-        .await
-        .unwrap()
-        .incident_id
-        .unwrap();
+    let id = open_incident(&h.system, "A").await;
+    let other = open_incident(&h.system, "B").await;
     settle().await;
     advance_minutes(1).await;
 
@@ -166,13 +142,7 @@ async fn restart_intensity_escalates_to_the_router_then_to_the_root() {
         ..SystemConfig::default()
     };
     let h = start(config).await;
-    let id = h
-        .system
-        .ingest(alert("A", AlertStatus::Firing))
-        .await
-        .unwrap()
-        .incident_id
-        .unwrap();
+    let id = open_incident(&h.system, "A").await;
     settle().await;
     let router_before = h.system.router_id().unwrap();
     let crash = || async {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use incident_actors::domain::{Alert, AlertStatus, Labels};
+use incident_actors::domain::{Alert, AlertStatus, IncidentId, Labels};
 use incident_actors::memory_store::MemoryStore;
 #[allow(unused_imports)]
 pub use incident_actors::ports::Store;
@@ -155,4 +155,25 @@ pub async fn settle() {
 
 pub async fn advance_minutes(m: u64) {
     tokio::time::sleep(Duration::from_secs(m * 60)).await;
+}
+
+/// Ingests a firing alert named `name` and returns its incident's id.
+pub async fn open_incident(system: &System, name: &str) -> IncidentId {
+    system
+        .ingest(alert(name, AlertStatus::Firing))
+        .await
+        .expect("ingest")
+        .incident_id
+        .expect("an incident")
+}
+
+/// The names of an incident's timeline events, oldest first.
+pub async fn timeline_names(store: &MemoryStore, id: IncidentId) -> Vec<&'static str> {
+    store
+        .timeline(id)
+        .await
+        .expect("timeline")
+        .iter()
+        .map(|e| e.kind.name())
+        .collect()
 }
