@@ -81,12 +81,17 @@ impl PersistenceState {
         if pending.is_empty() && touches.is_empty() {
             return Ok(());
         }
+        // The writes move into the batch (no copy on the hot path); each
+        // caller keeps only how many of them are its own, which is all the
+        // rare one-by-one retry below needs to split the batch back.
         let mut batch = WriteBatch {
             incidents: Vec::with_capacity(pending.iter().map(|p| p.writes.len()).sum()),
             touches,
         };
-        for p in &pending {
-            batch.incidents.extend(p.writes.iter().cloned());
+        let mut callers = Vec::with_capacity(pending.len());
+        for p in pending {
+            callers.push((p.writes.len(), p.reply));
+            batch.incidents.extend(p.writes);
         }
         let size = batch.incidents.len();
         let result = store.commit(&batch).await;
@@ -94,27 +99,28 @@ impl PersistenceState {
             Ok(()) => {
                 self.last_batch = size;
                 self.commits += 1;
-                for p in pending {
-                    let _ = p.reply.send(Ok(()));
+                for (_, reply) in callers {
+                    let _ = reply.send(Ok(()));
                 }
             }
-            Err(StoreError::Rejected(why)) if pending.len() > 1 => {
+            Err(StoreError::Rejected(why)) if callers.len() > 1 => {
                 // One caller's write broke an invariant: don't fail everybody
                 // with it. Commit each caller's writes on their own.
                 tracing::warn!(error = %why, writes = size, "group commit rejected; committing its writes one by one");
                 for t in batch.touches {
                     merge_touch(&mut self.touches, t);
                 }
-                for p in pending {
+                let mut writes = batch.incidents.into_iter();
+                for (count, reply) in callers {
                     let one = WriteBatch {
-                        incidents: p.writes,
+                        incidents: writes.by_ref().take(count).collect(),
                         touches: Vec::new(),
                     };
                     let r = store.commit(&one).await;
                     if r.is_ok() {
                         self.commits += 1;
                     }
-                    let _ = p.reply.send(r);
+                    let _ = reply.send(r);
                 }
             }
             Err(e) => {
@@ -123,8 +129,8 @@ impl PersistenceState {
                 for t in batch.touches {
                     merge_touch(&mut self.touches, t);
                 }
-                for p in pending {
-                    let _ = p.reply.send(Err(failure_for_waiter(e)));
+                for (_, reply) in callers {
+                    let _ = reply.send(Err(failure_for_waiter(e)));
                 }
             }
         }
@@ -221,5 +227,85 @@ impl Actor for PersistenceActor {
         _state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Alert, AlertStatus, EscalationPolicy, Incident, IncidentId, Labels};
+    use crate::memory_store::MemoryStore;
+    use crate::system::{Names, SystemConfig};
+    use crate::time::{SystemClock, Timestamp};
+
+    fn write(id: u64, name: &str) -> WriteBatch {
+        let alert = Alert {
+            labels: [("alertname".to_string(), name.to_string())]
+                .into_iter()
+                .collect::<Labels>(),
+            annotations: Labels::new(),
+            status: AlertStatus::Firing,
+            starts_at: Timestamp(0),
+            ends_at: None,
+            source: "native".into(),
+            dedup_key: None,
+            extra: None,
+        };
+        let (mut incident, change) = Incident::open(
+            IncidentId(id),
+            alert,
+            &EscalationPolicy::default_console(),
+            Timestamp(0),
+        );
+        incident.bump_version();
+        WriteBatch {
+            incidents: vec![IncidentWrite {
+                incident,
+                events: change.events,
+                alerts: change.alerts,
+                received_at: Timestamp(0),
+            }],
+            touches: Vec::new(),
+        }
+    }
+
+    /// Three callers land in one group commit; the second breaks the
+    /// one-open-incident-per-fingerprint rule. Only it fails.
+    #[tokio::test]
+    async fn a_rejected_write_fails_only_its_own_caller() {
+        let store = Arc::new(MemoryStore::new());
+        let ctx = Arc::new(CoreContext {
+            names: Names::next(),
+            config: SystemConfig::default(),
+            store: store.clone(),
+            clock: Arc::new(SystemClock),
+        });
+        let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
+        let mut answers = Vec::new();
+        for (id, name) in [(1, "A"), (2, "A"), (3, "B")] {
+            let (tx, rx) = ractor::concurrency::oneshot();
+            actor
+                .cast(PersistenceMsg::Write {
+                    batch: write(id, name),
+                    reply: tx.into(),
+                })
+                .unwrap();
+            answers.push(rx);
+        }
+        let mut results = Vec::new();
+        for rx in answers {
+            results.push(rx.await.unwrap());
+        }
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(
+            matches!(results[1], Err(StoreError::Rejected(_))),
+            "{:?}",
+            results[1]
+        );
+        assert!(results[2].is_ok(), "{:?}", results[2]);
+        assert!(store.get_incident(IncidentId(3)).await.unwrap().is_some());
+        assert!(store.get_incident(IncidentId(2)).await.unwrap().is_none());
+        actor.stop(None);
+        handle.await.unwrap();
     }
 }

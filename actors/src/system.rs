@@ -79,7 +79,7 @@ pub struct Names {
 }
 
 impl Names {
-    fn next() -> Self {
+    pub(crate) fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Names {
             prefix: format!("lim{}", NEXT.fetch_add(1, Ordering::Relaxed)),
@@ -294,10 +294,11 @@ impl System {
     pub async fn create_silence(&self, mut silence: Silence) -> Result<Silence, SilenceError> {
         let _guard = self.silences_lock.lock().await;
         silence.validate()?;
-        let existing = self.ctx.store.list_silences().await?;
-        silence.id = SilenceId(existing.iter().map(|s| s.id.0).max().unwrap_or(0) + 1);
+        let mut all = self.ctx.store.list_silences().await?;
+        silence.id = SilenceId(all.iter().map(|s| s.id.0).max().unwrap_or(0) + 1);
         self.ctx.store.save_silence(&silence).await?;
-        self.publish_silences().await;
+        all.insert(0, silence.clone());
+        self.publish_silences(all);
         Ok(silence)
     }
 
@@ -310,31 +311,27 @@ impl System {
     /// only an alert that fires (or is re-sent) after this opens an incident.
     pub async fn expire_silence(&self, id: SilenceId) -> Result<Silence, SilenceError> {
         let _guard = self.silences_lock.lock().await;
-        let mut silence = self
-            .ctx
-            .store
-            .list_silences()
-            .await?
-            .into_iter()
+        let mut all = self.ctx.store.list_silences().await?;
+        let silence = all
+            .iter_mut()
             .find(|s| s.id == id)
             .ok_or(SilenceError::NotFound(id))?;
         silence.expire(self.ctx.clock.now());
+        let silence = silence.clone();
         self.ctx.store.save_silence(&silence).await?;
-        self.publish_silences().await;
+        self.publish_silences(all);
         Ok(silence)
     }
 
-    /// Hands the router the stored silences. The silence is already saved:
-    /// a router that cannot be told now (restarting) loads them from the
-    /// store when it starts, so this only logs.
-    async fn publish_silences(&self) {
-        let published = match (self.ctx.store.list_silences().await, self.router()) {
-            (Ok(silences), Ok(router)) => router
-                .cast(RouterMsg::SetSilences(silences))
-                .map_err(|e| e.to_string()),
-            (Err(e), _) => Err(e.to_string()),
-            (_, Err(e)) => Err(e),
-        };
+    /// Hands the router the silences as now stored (the caller holds the
+    /// silences lock, so `all` is current). The silence is already saved: a
+    /// router that cannot be told now (restarting) loads them from the store
+    /// when it starts, so this only logs.
+    fn publish_silences(&self, all: Vec<Silence>) {
+        let published = self.router().and_then(|r| {
+            r.cast(RouterMsg::SetSilences(all))
+                .map_err(|e| e.to_string())
+        });
         if let Err(e) = published {
             tracing::warn!(error = %e, "silence saved but not yet handed to the router");
         }

@@ -88,8 +88,7 @@ pub async fn snooze(
     OptionalJson(body): OptionalJson<SnoozeBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
     let (duration, by) = parse_snooze(body)?;
-    let (id, mut by) = parse_command(&id_segment(id)?, Some(CommandBody { by }))?;
-    by.via = via;
+    let (id, by) = parse_command(&id_segment(id)?, by, via)?;
     let result = system.snooze(id, by, duration).await;
     command_answer(&system, id, result).await
 }
@@ -100,8 +99,7 @@ pub async fn escalate(
     id: IdSegment,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let (id, mut by) = parse_command(&id_segment(id)?, body)?;
-    by.via = via;
+    let (id, by) = parse_command(&id_segment(id)?, body.and_then(|b| b.by), via)?;
     let result = system.escalate(id, by).await;
     command_answer(&system, id, result).await
 }
@@ -113,8 +111,7 @@ pub async fn add_note(
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> Result<(StatusCode, Json<IncidentView>), ApiError> {
     let (text, by) = parse_note(body)?;
-    let (id, mut by) = parse_command(&id_segment(id)?, Some(CommandBody { by }))?;
-    by.via = via;
+    let (id, by) = parse_command(&id_segment(id)?, by, via)?;
     let result = system.add_note(id, by, text).await;
     let view = command_answer(&system, id, result).await?;
     Ok((StatusCode::CREATED, view))

@@ -154,8 +154,7 @@ pub async fn acknowledge(
     id: IdSegment,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let (id, mut by) = parse_command(&id_segment(id)?, body)?;
-    by.via = via;
+    let (id, by) = parse_command(&id_segment(id)?, body.and_then(|b| b.by), via)?;
     let result = system.acknowledge(id, by).await;
     command_answer(&system, id, result).await
 }
@@ -166,8 +165,7 @@ pub async fn resolve(
     id: IdSegment,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let (id, mut by) = parse_command(&id_segment(id)?, body)?;
-    by.via = via;
+    let (id, by) = parse_command(&id_segment(id)?, body.and_then(|b| b.by), via)?;
     let result = system.resolve(id, by).await;
     command_answer(&system, id, result).await
 }
@@ -205,20 +203,22 @@ pub fn parse_incident_id(raw: &str) -> Result<IncidentId, ApiError> {
     }
 }
 
-/// The id and attribution of a command; the actor defaults to `api`.
+/// The id and attribution of a command: who (`by`, default `api`) and
+/// through which interface (`via`, from the `X-Lim-Interface` header).
 pub fn parse_command(
     raw_id: &str,
-    body: Option<CommandBody>,
+    by: Option<String>,
+    via: Interface,
 ) -> Result<(IncidentId, Attribution), ApiError> {
     let id = parse_incident_id(raw_id)?;
-    let by = match body.and_then(|b| b.by) {
+    let by = match by {
         None => DEFAULT_ACTOR.to_string(),
         Some(by) if by.trim().is_empty() => {
             return Err(ApiError::InvalidBody("`by` must not be empty".into()))
         }
         Some(by) => by.trim().to_string(),
     };
-    Ok((id, Attribution::new(by, Interface::Api)))
+    Ok((id, Attribution::new(by, via)))
 }
 
 /// The query parameters of the incident list.
@@ -497,27 +497,15 @@ mod tests {
 
     #[test]
     fn command_attribution() {
-        let (id, by) = parse_command("7", None).unwrap();
+        let (id, by) = parse_command("7", None, Interface::Api).unwrap();
         assert_eq!(
             (id, by.by.as_str(), by.via),
             (IncidentId(7), "api", Interface::Api)
         );
-        let (_, by) = parse_command(
-            "7",
-            Some(CommandBody {
-                by: Some(" alice ".into()),
-            }),
-        )
-        .unwrap();
-        assert_eq!(by.by, "alice");
-        assert!(parse_command(
-            "7",
-            Some(CommandBody {
-                by: Some(" ".into())
-            })
-        )
-        .is_err());
-        assert!(parse_command("x", None).is_err());
+        let (_, by) = parse_command("7", Some(" alice ".into()), Interface::Cli).unwrap();
+        assert_eq!((by.by.as_str(), by.via), ("alice", Interface::Cli));
+        assert!(parse_command("7", Some(" ".into()), Interface::Api).is_err());
+        assert!(parse_command("x", None, Interface::Api).is_err());
     }
 
     #[test]
