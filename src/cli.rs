@@ -44,6 +44,53 @@ pub enum Command {
     Note(NoteArgs),
     /// Silences: add, list, expire.
     Silence(SilenceArgs),
+    /// Make credentials for the config file.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a random secret and print it with the config lines that use it:
+    /// an `[[api_tokens]]` entry (only the digest goes in the file) or an
+    /// integration key for a service.
+    New {
+        /// The user the API token acts as.
+        #[arg(long, default_value = "admin")]
+        user: String,
+        /// Comma-separated scopes: read, write.
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+    },
+}
+
+/// `lim token new`: a fresh secret, its digest, and where each goes.
+pub fn token_new(user: &str, scopes: &str) -> Result<String, String> {
+    let scopes = scopes
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| crate::auth::Scope::parse(s).map(|s| format!("{:?}", s.as_str())))
+        .collect::<Result<Vec<_>, _>>()?;
+    if scopes.is_empty() {
+        return Err("--scopes needs at least one of: read, write".into());
+    }
+    let secret = crate::auth::new_secret().map_err(|e| format!("no randomness: {e}"))?;
+    let digest = crate::auth::SecretDigest::of(&secret).to_config_string();
+    Ok(format!(
+        "secret: {secret}\n\n\
+         # As an API token: give the secret to {user:?} (LIM_TOKEN), put this in the config:\n\
+         [[api_tokens]]\nuser = {user:?}\ntoken_sha256 = \"{digest}\"\nscopes = [{}]\n\n\
+         # Or as a service's integration key (senders use the secret as their bearer \
+         token or PagerDuty routing_key):\n\
+         # integration_keys = [\"{digest}\"]\n",
+        scopes.join(", ")
+    ))
 }
 
 #[derive(Debug, Args)]

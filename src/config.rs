@@ -27,7 +27,9 @@
 //! targets = ["console"]
 //! ```
 
+use crate::auth::{self, Access, ApiToken, Scope, SecretDigest, Service};
 use crate::http::limits::AlertLimits;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -61,6 +63,8 @@ pub struct Config {
     /// `[auth] allow_unauthenticated`: the operator's explicit consent to
     /// listen beyond loopback with nothing authenticating requests.
     pub allow_unauthenticated: bool,
+    /// `[[services]]` and `[[api_tokens]]`.
+    pub access: Access,
 }
 
 impl Default for Config {
@@ -74,6 +78,7 @@ impl Default for Config {
             resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
             limits: AlertLimits::default(),
             allow_unauthenticated: false,
+            access: Access::default(),
         }
     }
 }
@@ -95,6 +100,8 @@ pub struct FileSettings {
     pub resolve_timeout: Option<Duration>,
     pub limits: Option<AlertLimits>,
     pub allow_unauthenticated: Option<bool>,
+    pub services: Vec<Service>,
+    pub api_tokens: Vec<ApiToken>,
 }
 
 /// One problem in a config file, located at a 1-based line and column.
@@ -234,6 +241,29 @@ struct RawFile {
     escalation: Option<Spanned<RawEscalation>>,
     limits: Option<Spanned<AlertLimits>>,
     auth: Option<RawAuth>,
+    #[serde(default)]
+    services: Vec<RawService>,
+    #[serde(default)]
+    api_tokens: Vec<RawToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    name: Spanned<String>,
+    #[serde(default)]
+    integration_keys: Vec<Spanned<String>>,
+    escalation_policy: Option<Spanned<String>>,
+    #[serde(default)]
+    labels: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    user: Spanned<String>,
+    token_sha256: Spanned<String>,
+    scopes: Spanned<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -304,6 +334,8 @@ pub fn parse_file(text: &str) -> Result<FileSettings, Vec<Diagnostic>> {
         let limits = l.into_inner();
         checker.check(span, limits.validate()).map(|()| limits)
     });
+    let services = build_services(&mut checker, raw.services);
+    let api_tokens = build_tokens(&mut checker, raw.api_tokens);
     if checker.items.is_empty() {
         Ok(FileSettings {
             listen,
@@ -312,6 +344,8 @@ pub fn parse_file(text: &str) -> Result<FileSettings, Vec<Diagnostic>> {
             resolve_timeout,
             limits,
             allow_unauthenticated: raw.auth.and_then(|a| a.allow_unauthenticated),
+            services,
+            api_tokens,
         })
     } else {
         Err(checker.items)
@@ -363,6 +397,154 @@ fn build_policy(
     Some(policy)
 }
 
+/// A service name: what incidents are filtered by and routed on.
+pub fn check_service_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid service name {name:?}: use 1 to 128 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+/// A label name as Prometheus allows it: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn check_label_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid label name {name:?}: expected [a-zA-Z_][a-zA-Z0-9_]*"
+        ))
+    }
+}
+
+fn build_services(checker: &mut Checker<'_>, raw: Vec<RawService>) -> Vec<Service> {
+    let mut names = HashSet::new();
+    let mut keys: Vec<SecretDigest> = Vec::new();
+    let mut services = Vec::new();
+    for s in raw {
+        let name_span = s.name.span();
+        let name = s.name.into_inner();
+        if checker
+            .check(name_span.clone(), check_service_name(&name))
+            .is_some()
+            && !names.insert(name.clone())
+        {
+            checker.check::<()>(name_span, Err(format!("service {name:?} is defined twice")));
+        }
+        let mut integration_keys = Vec::new();
+        for key in s.integration_keys {
+            let span = key.span();
+            let Some(digest) =
+                checker.check(span.clone(), auth::parse_integration_key(key.get_ref()))
+            else {
+                continue;
+            };
+            if keys.contains(&digest) {
+                checker.check::<()>(
+                    span,
+                    Err("this integration key is used twice: a key must name one service".into()),
+                );
+            } else {
+                keys.push(digest);
+                integration_keys.push(digest);
+            }
+        }
+        let escalation_policy = match s.escalation_policy {
+            Some(p) => {
+                let span = p.span();
+                let p = p.into_inner();
+                let known = if p == POLICY_NAME {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "unknown escalation policy {p:?}: the only policy is {POLICY_NAME:?} \
+                         (the [escalation] table)"
+                    ))
+                };
+                checker.check(span, known);
+                p
+            }
+            None => POLICY_NAME.to_string(),
+        };
+        let mut labels = BTreeMap::new();
+        for (k, v) in s.labels {
+            let span = k.span();
+            let k = k.into_inner();
+            let checked = check_label_name(&k).and_then(|()| {
+                if k == "service" {
+                    Err("label `service` is the service's name; it cannot be set here".into())
+                } else {
+                    Ok(())
+                }
+            });
+            if checker.check(span, checked).is_some() {
+                labels.insert(k, v.into_inner());
+            }
+        }
+        services.push(Service {
+            name,
+            integration_keys,
+            escalation_policy,
+            labels,
+        });
+    }
+    services
+}
+
+fn build_tokens(checker: &mut Checker<'_>, raw: Vec<RawToken>) -> Vec<ApiToken> {
+    let mut tokens: Vec<ApiToken> = Vec::new();
+    for t in raw {
+        let user_span = t.user.span();
+        let user = t.user.into_inner();
+        if user.trim().is_empty() {
+            checker.check::<()>(user_span, Err("`user` must not be empty".into()));
+        }
+        let digest_span = t.token_sha256.span();
+        let digest = checker.check(
+            digest_span.clone(),
+            SecretDigest::parse(t.token_sha256.get_ref()),
+        );
+        if digest.is_some_and(|d| tokens.iter().any(|t| t.digest == d)) {
+            checker.check::<()>(digest_span, Err("this token digest is used twice".into()));
+        }
+        let scopes_span = t.scopes.span();
+        let mut scopes = Vec::new();
+        for scope in t.scopes.into_inner() {
+            if let Some(s) = checker.check(scope.span(), Scope::parse(scope.get_ref())) {
+                scopes.push(s);
+            }
+        }
+        if scopes.is_empty() {
+            checker.check::<()>(
+                scopes_span,
+                Err("a token needs at least one scope: \"read\", \"write\"".into()),
+            );
+        }
+        if let Some(digest) = digest {
+            scopes.sort();
+            scopes.dedup();
+            tokens.push(ApiToken {
+                user: user.trim().to_string(),
+                digest,
+                scopes,
+            });
+        }
+    }
+    tokens
+}
+
 /// Reads and validates a config file.
 pub fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -398,6 +580,7 @@ pub fn resolve(file: FileSettings, overrides: &Overrides) -> Result<Config, Conf
     if let Some(allow) = file.allow_unauthenticated {
         config.allow_unauthenticated = allow;
     }
+    config.access = Access::new(file.services, file.api_tokens);
     if let Some(listen) = &overrides.listen {
         config.listen = parse_listen(listen).map_err(|message| ConfigError::Env {
             var: "LIM_LISTEN",
@@ -443,20 +626,35 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     Ok(config)
 }
 
-/// Refuses to listen beyond loopback while nothing authenticates requests,
-/// unless the operator said so (`[auth] allow_unauthenticated = true`).
-/// Integration keys and API tokens are not built yet, so today any
-/// non-loopback address needs that consent.
+/// Refuses to listen beyond loopback while a door is open, unless the
+/// operator said so (`[auth] allow_unauthenticated = true`): ingest with no
+/// integration key configured, or the operator API with no API token.
+/// Either alone is enough for a stranger to page people or silence alerts.
 pub fn check_exposure(config: &Config) -> Result<(), ConfigError> {
     if config.listen.ip().is_loopback() || config.allow_unauthenticated {
         return Ok(());
     }
+    let access = &config.access;
+    let open = match (access.ingest_is_open(), access.api_is_open()) {
+        (false, false) => return Ok(()),
+        (true, true) => {
+            "no integration keys and no API tokens are configured, so anyone who \
+                         can reach that address could post alerts and acknowledge incidents"
+        }
+        (true, false) => {
+            "no service has an integration key, so anyone who can reach that \
+                          address could post alerts"
+        }
+        (false, true) => {
+            "no API tokens are configured, so anyone who can reach that address \
+                          could acknowledge, resolve and silence incidents"
+        }
+    };
     Err(ConfigError::Unsafe(format!(
-        "refusing to listen on {} without authentication: lim has no integration keys or \
-         API tokens configured, so anyone who can reach that address could post alerts and \
-         acknowledge incidents. Listen on a loopback address (the default 127.0.0.1:8080, \
-         e.g. behind an authenticating proxy), or set `[auth] allow_unauthenticated = true` \
-         in the config file if this network is trusted",
+        "refusing to listen on {} without authentication: {open}. Configure `[[services]]` \
+         with `integration_keys` and `[[api_tokens]]` (`lim token new` makes them), listen on \
+         a loopback address (the default 127.0.0.1:8080, e.g. behind an authenticating \
+         proxy), or set `[auth] allow_unauthenticated = true` if this network is trusted",
         config.listen
     )))
 }
@@ -605,6 +803,111 @@ targets = ["console"]
             parse_file("[auth]\nallow = true\n").is_err(),
             "unknown keys are errors"
         );
+    }
+
+    #[test]
+    fn services_and_tokens() {
+        let alice = SecretDigest::of("alice-secret");
+        let text = format!(
+            r#"
+[[services]]
+name = "llm-gateway"
+integration_keys = ["a-long-enough-clear-key", "{key}"]
+escalation_policy = "default"
+labels = {{ team = "ml" }}
+
+[[services]]
+name = "batch"
+
+[[api_tokens]]
+user = "alice"
+token_sha256 = "{alice}"
+scopes = ["write", "read", "read"]
+"#,
+            key = SecretDigest::of("other-key").to_config_string(),
+            alice = alice.to_config_string(),
+        );
+        let s = parse_file(&text).unwrap();
+        assert_eq!(s.services.len(), 2);
+        assert_eq!(s.services[0].integration_keys.len(), 2);
+        assert_eq!(s.services[0].labels["team"], "ml");
+        assert_eq!(s.services[1].escalation_policy, "default");
+        assert_eq!(s.api_tokens[0].scopes, vec![Scope::Read, Scope::Write]);
+        let c = resolve(s, &Overrides::default()).unwrap();
+        assert_eq!(
+            c.access
+                .service_for_key("a-long-enough-clear-key")
+                .unwrap()
+                .name,
+            "llm-gateway"
+        );
+        assert_eq!(
+            c.access.service_for_key("other-key").unwrap().name,
+            "llm-gateway"
+        );
+        assert_eq!(c.access.token("alice-secret").unwrap().user, "alice");
+    }
+
+    #[test]
+    fn bad_services_and_tokens_are_located() {
+        let text = r#"[[services]]
+name = "bad name"
+integration_keys = ["short", "same-key-0123456789", "same-key-0123456789"]
+escalation_policy = "night"
+labels = { "0x" = "y", service = "z" }
+
+[[api_tokens]]
+user = ""
+token_sha256 = "not-hex"
+scopes = ["admin"]
+"#;
+        let e = errors(text);
+        let at: Vec<_> = e.iter().map(|(l, c, _)| (*l, *c)).collect();
+        assert_eq!(
+            at,
+            vec![
+                (2, 8),
+                (3, 21),
+                (3, 53),
+                (4, 21),
+                (5, 12),
+                (5, 24),
+                (8, 8),
+                (9, 16),
+                (10, 11),
+                (10, 10)
+            ],
+            "{e:#?}"
+        );
+        assert!(e[0].2.contains("invalid service name"));
+        assert!(e[1].2.contains("too short"));
+        assert!(e[2].2.contains("used twice"));
+        assert!(e[3].2.contains("unknown escalation policy \"night\""));
+        assert!(e[4].2.contains("invalid label name"));
+        assert!(e[5].2.contains("`service`"));
+        assert!(e[7].2.contains("SHA-256"));
+        assert!(e[8].2.contains("unknown scope"));
+        let dup = "[[services]]\nname = \"a\"\n[[services]]\nname = \"a\"\n";
+        assert!(errors(dup)[0].2.contains("defined twice"));
+    }
+
+    #[test]
+    fn exposure_needs_keys_and_tokens() {
+        let digest = SecretDigest::of("t").to_config_string();
+        let keys = "[[services]]\nname = \"s\"\nintegration_keys = [\"a-long-enough-clear-key\"]\n";
+        let tokens = format!(
+            "[[api_tokens]]\nuser = \"a\"\ntoken_sha256 = \"{digest}\"\nscopes = [\"read\"]\n"
+        );
+        let exposed = |text: &str| {
+            let mut c = resolve(parse_file(text).unwrap(), &Overrides::default()).unwrap();
+            c.listen = "0.0.0.0:8080".parse().unwrap();
+            check_exposure(&c).map_err(|e| e.to_string())
+        };
+        let e = exposed(keys).unwrap_err();
+        assert!(e.contains("no API tokens"), "{e}");
+        let e = exposed(&tokens).unwrap_err();
+        assert!(e.contains("no service has an integration key"), "{e}");
+        assert!(exposed(&format!("{keys}{tokens}")).is_ok());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `lim`, the server: everything around the core crate `incident_actors`.
 //!
+//! * [`auth`]: services with integration keys, API tokens with scopes,
+//!   compared in constant time.
 //! * [`cli`]: the `lim` command line (`serve`, `check-config`, and the
 //!   commands that act on a running server, run by [`remote`] through
 //!   [`client`], a small client of the HTTP API).
@@ -15,6 +17,7 @@
 //! Dependency direction: this crate depends on `incident_actors`, never the
 //! reverse. `main.rs` only parses the command line and calls in here.
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -70,7 +70,8 @@ pub async fn serve_until(
 
     let state = AppState::new()
         .with_resolve_timeout(config.resolve_timeout)
-        .with_limits(config.limits);
+        .with_limits(config.limits)
+        .with_access(config.access.clone());
     let mut http = HttpServer::start(listener, state.clone());
     tokio::pin!(shutdown);
 

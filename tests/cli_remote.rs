@@ -225,3 +225,71 @@ async fn silences_from_the_cli_keep_alerts_quiet() {
     );
     server.kill9().await;
 }
+
+/// `lim token new` makes the config lines; a server using them refuses the
+/// CLI without the token (one clear line) and attributes actions to its user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_lim_token_new_guard_the_cli() {
+    let made = lim("http://unused", &["token", "new", "--user", "dana"]).await;
+    assert!(made.status.success(), "{}", stderr(&made));
+    let out = stdout(&made);
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .expect("the secret is printed")
+        .to_string();
+    let token_lines: String = out
+        .lines()
+        .skip_while(|l| *l != "[[api_tokens]]")
+        .take(4)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        !token_lines.contains(&secret),
+        "only the digest goes in the file"
+    );
+    let key = "cli-test-integration-key-0001";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lim.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{token_lines}\n[[services]]\nname = \"gateway\"\nintegration_keys = [\"{key}\"]\n"
+        ),
+    )
+    .unwrap();
+    let checked = lim("http://unused", &["check-config", config.to_str().unwrap()]).await;
+    assert!(checked.status.success(), "{}", stderr(&checked));
+
+    let (_db, url) = support::temp_sqlite_url();
+    let server = LimProcess::start(binary(), &url, Some(&config)).await;
+    let base = server.base.clone();
+    let http = reqwest::Client::new();
+    let posted: Value = http
+        .post(server.url("/v1/alerts"))
+        .bearer_auth(key)
+        .json(&json!({"labels": {"alertname": "Down"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = posted["results"][0]["incident_id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+
+    let refused = lim(&base, &["incidents", "list"]).await;
+    assert!(!refused.status.success());
+    let err = stderr(&refused);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("API token is required"), "{err}");
+    let wrong = lim(&base, &["ack", &id, "--token", "lim_wrong"]).await;
+    assert!(stderr(&wrong).contains("not valid"), "{}", stderr(&wrong));
+
+    let ack = lim(&base, &["ack", &id, "--token", &secret, "--json"]).await;
+    assert!(ack.status.success(), "{}", stderr(&ack));
+    let v: Value = serde_json::from_str(&stdout(&ack)).unwrap();
+    assert_eq!(v["acknowledged_by"], "dana", "the token's user, not $USER");
+}

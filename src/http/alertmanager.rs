@@ -49,6 +49,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::alerts::ingest_all;
+use super::auth::IngestService;
 use super::{ApiError, ApiJson, AppState, Ready};
 
 pub const SOURCE: &str = "alertmanager";
@@ -148,11 +149,13 @@ pub struct WebhookResponse {
 }
 
 pub async fn post_webhook(
+    service: IngestService,
     Ready(system): Ready,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<WebhookResponse>, ApiError> {
-    let notification = parse_webhook(body, SystemClock.now())?;
+    let mut notification = parse_webhook(body, SystemClock.now())?;
+    service.stamp(&mut notification.alerts);
     if notification.truncated_alerts > 0 {
         tracing::warn!(
             truncated = notification.truncated_alerts,

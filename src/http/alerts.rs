@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
+use super::auth::IngestService;
 use super::{ApiError, ApiJson, AppState, Ready};
 
 /// The `source` of alerts received here.
@@ -53,11 +54,13 @@ pub struct IngestResponse {
 }
 
 pub async fn post_alerts(
+    service: IngestService,
     Ready(system): Ready,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
-    let alerts = parse_alert_request(body, SystemClock.now())?;
+    let mut alerts = parse_alert_request(body, SystemClock.now())?;
+    service.stamp(&mut alerts);
     let _permit = state.admit(&alerts)?;
     let results = ingest_all(&system, alerts).await?;
     Ok((StatusCode::ACCEPTED, Json(IngestResponse { results })))

@@ -15,6 +15,7 @@ use axum::Json;
 use incident_actors::domain::{IncidentId, TimelineEvent};
 use serde::{Deserialize, Serialize};
 
+use super::auth::{CanRead, CanWrite};
 use super::incidents::{
     command_answer, id_segment, parse_command, CommandBody, IdSegment, IncidentView,
 };
@@ -82,42 +83,47 @@ pub fn parse_note(body: Option<NoteBody>) -> Result<(String, Option<String>), Ap
 }
 
 pub async fn snooze(
+    CanWrite(caller): CanWrite,
     Ready(system): Ready,
     Via(via): Via,
     id: IdSegment,
     OptionalJson(body): OptionalJson<SnoozeBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
     let (duration, by) = parse_snooze(body)?;
-    let (id, by) = parse_command(&id_segment(id)?, by, via)?;
+    let (id, by) = parse_command(&id_segment(id)?, caller.attribute(by), via)?;
     let result = system.snooze(id, by, duration).await;
     command_answer(&system, id, result).await
 }
 
 pub async fn escalate(
+    CanWrite(caller): CanWrite,
     Ready(system): Ready,
     Via(via): Via,
     id: IdSegment,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let (id, by) = parse_command(&id_segment(id)?, body.and_then(|b| b.by), via)?;
+    let by = caller.attribute(body.and_then(|b| b.by));
+    let (id, by) = parse_command(&id_segment(id)?, by, via)?;
     let result = system.escalate(id, by).await;
     command_answer(&system, id, result).await
 }
 
 pub async fn add_note(
+    CanWrite(caller): CanWrite,
     Ready(system): Ready,
     Via(via): Via,
     id: IdSegment,
     OptionalJson(body): OptionalJson<NoteBody>,
 ) -> Result<(StatusCode, Json<IncidentView>), ApiError> {
     let (text, by) = parse_note(body)?;
-    let (id, by) = parse_command(&id_segment(id)?, by, via)?;
+    let (id, by) = parse_command(&id_segment(id)?, caller.attribute(by), via)?;
     let result = system.add_note(id, by, text).await;
     let view = command_answer(&system, id, result).await?;
     Ok((StatusCode::CREATED, view))
 }
 
 pub async fn timeline(
+    _: CanRead,
     Ready(system): Ready,
     id: IdSegment,
 ) -> Result<Json<TimelineAnswer>, ApiError> {

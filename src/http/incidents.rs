@@ -18,6 +18,7 @@ use incident_actors::time::Timestamp;
 use incident_actors::System;
 use serde::{Deserialize, Serialize};
 
+use super::auth::{CanRead, CanWrite};
 use super::via::Via;
 use super::{ApiError, OptionalJson, Ready};
 
@@ -109,6 +110,7 @@ pub(crate) fn id_segment(segment: IdSegment) -> Result<String, ApiError> {
 }
 
 pub async fn list(
+    _: CanRead,
     Ready(system): Ready,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<IncidentList>, ApiError> {
@@ -135,7 +137,11 @@ pub async fn list(
     }))
 }
 
-pub async fn get(Ready(system): Ready, id: IdSegment) -> Result<Json<IncidentDetail>, ApiError> {
+pub async fn get(
+    _: CanRead,
+    Ready(system): Ready,
+    id: IdSegment,
+) -> Result<Json<IncidentDetail>, ApiError> {
     let id = parse_incident_id(&id_segment(id)?)?;
     let store = system.store();
     let incident = store.get_incident(id).await?.ok_or_else(|| not_found(id))?;
@@ -149,23 +155,27 @@ pub async fn get(Ready(system): Ready, id: IdSegment) -> Result<Json<IncidentDet
 }
 
 pub async fn acknowledge(
+    CanWrite(caller): CanWrite,
     Ready(system): Ready,
     Via(via): Via,
     id: IdSegment,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let (id, by) = parse_command(&id_segment(id)?, body.and_then(|b| b.by), via)?;
+    let by = caller.attribute(body.and_then(|b| b.by));
+    let (id, by) = parse_command(&id_segment(id)?, by, via)?;
     let result = system.acknowledge(id, by).await;
     command_answer(&system, id, result).await
 }
 
 pub async fn resolve(
+    CanWrite(caller): CanWrite,
     Ready(system): Ready,
     Via(via): Via,
     id: IdSegment,
     OptionalJson(body): OptionalJson<CommandBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let (id, by) = parse_command(&id_segment(id)?, body.and_then(|b| b.by), via)?;
+    let by = caller.attribute(body.and_then(|b| b.by));
+    let (id, by) = parse_command(&id_segment(id)?, by, via)?;
     let result = system.resolve(id, by).await;
     command_answer(&system, id, result).await
 }

@@ -20,6 +20,7 @@
 
 pub mod alertmanager;
 pub mod alerts;
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod incident_actions;
@@ -61,6 +62,7 @@ pub struct AppState {
     max_in_flight: usize,
     resolve_timeout: Duration,
     limits: limits::AlertLimits,
+    access: Arc<crate::auth::Access>,
 }
 
 impl Default for AppState {
@@ -84,7 +86,18 @@ impl AppState {
             max_in_flight: max,
             resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
             limits: limits::AlertLimits::default(),
+            access: Arc::default(),
         }
+    }
+
+    /// This state with services, integration keys and API tokens.
+    pub fn with_access(mut self, access: crate::auth::Access) -> Self {
+        self.access = Arc::new(access);
+        self
+    }
+
+    pub fn access(&self) -> &crate::auth::Access {
+        &self.access
     }
 
     /// This state with a different resolve timeout: how long a pushed

@@ -57,6 +57,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::alerts::ingest_all;
+use super::auth::service_for_routing_key;
 use super::{ApiError, ApiJson, AppState, Ready};
 
 /// The `source` of alerts received here.
@@ -135,8 +136,18 @@ pub async fn enqueue(
     body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<(StatusCode, Json<EnqueueResponse>), EnqueueError> {
     let ApiJson(body) = body.map_err(body_error)?;
-    let event =
+    let routing_key = body
+        .get("routing_key")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut event =
         parse_event(body, SystemClock.now(), new_dedup_key).map_err(EnqueueError::Invalid)?;
+    // Checked after the shape, so a malformed event keeps PagerDuty's 400.
+    let service = service_for_routing_key(&state, &routing_key)?;
+    if let Event::Trigger(alert) = &mut event {
+        service.stamp(std::slice::from_mut(alert));
+    }
     let dedup_key = event.dedup_key().to_string();
     process(&system, &state, event).await.map_err(body_error)?;
     Ok((

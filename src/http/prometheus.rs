@@ -42,6 +42,7 @@ use serde_json::Value;
 
 use super::alertmanager::{go_time, indexed_error};
 use super::alerts::ingest_all;
+use super::auth::IngestService;
 use super::{ApiError, ApiJson, AppState, Ready};
 
 /// The `source` of alerts received here.
@@ -62,11 +63,13 @@ pub struct PostableAlert {
 }
 
 pub async fn post_alerts(
+    service: IngestService,
     Ready(system): Ready,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<StatusCode, ApiError> {
-    let alerts = parse_postable_alerts(body, SystemClock.now(), state.resolve_timeout())?;
+    let mut alerts = parse_postable_alerts(body, SystemClock.now(), state.resolve_timeout())?;
+    service.stamp(&mut alerts);
     if !alerts.is_empty() {
         let _permit = state.admit(&alerts)?;
         ingest_all(&system, alerts).await?;

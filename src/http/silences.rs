@@ -10,6 +10,7 @@ use incident_actors::system::SilenceError;
 use incident_actors::time::{Clock, SystemClock, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::auth::{CanRead, CanWrite};
 use super::incidents::{id_segment, IdSegment};
 use super::{ApiError, ApiJson, Ready};
 
@@ -129,9 +130,11 @@ pub fn parse_new_silence(body: NewSilence, now: Timestamp) -> Result<Silence, Ap
 }
 
 pub async fn create(
+    CanWrite(caller): CanWrite,
     Ready(system): Ready,
-    ApiJson(body): ApiJson<NewSilence>,
+    ApiJson(mut body): ApiJson<NewSilence>,
 ) -> Result<(StatusCode, Json<SilenceView>), ApiError> {
+    body.created_by = caller.attribute(body.created_by);
     let now = SystemClock.now();
     let silence = system.create_silence(parse_new_silence(body, now)?).await?;
     Ok((StatusCode::CREATED, Json(SilenceView::of(&silence, now))))
@@ -142,7 +145,7 @@ pub struct SilenceList {
     pub silences: Vec<SilenceView>,
 }
 
-pub async fn list(Ready(system): Ready) -> Result<Json<SilenceList>, ApiError> {
+pub async fn list(_: CanRead, Ready(system): Ready) -> Result<Json<SilenceList>, ApiError> {
     let now = SystemClock.now();
     let silences = system.list_silences().await?;
     Ok(Json(SilenceList {
@@ -150,7 +153,11 @@ pub async fn list(Ready(system): Ready) -> Result<Json<SilenceList>, ApiError> {
     }))
 }
 
-pub async fn expire(Ready(system): Ready, id: IdSegment) -> Result<Json<SilenceView>, ApiError> {
+pub async fn expire(
+    _: CanWrite,
+    Ready(system): Ready,
+    id: IdSegment,
+) -> Result<Json<SilenceView>, ApiError> {
     let raw = id_segment(id)?;
     let id = raw
         .parse::<u64>()

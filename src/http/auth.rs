@@ -1,0 +1,242 @@
+//! Authentication extractors: integration keys for ingest, API tokens with
+//! scopes for the operator API. The lookups themselves are in
+//! [`crate::auth`]; this is only how requests present them.
+//!
+//! * [`IngestService`]: `Authorization: Bearer KEY` on the ingest paths. It
+//!   names the service the alerts belong to; [`IngestService::stamp`] puts
+//!   the service's name and labels on them before they are admitted, so the
+//!   size limits see what will be stored. PagerDuty's `/v2/enqueue` carries
+//!   its key as `routing_key` in the body instead: [`service_for_routing_key`].
+//! * [`CanRead`] / [`CanWrite`]: `Authorization: Bearer TOKEN` on the
+//!   operator API, with the token's scope checked. A write is attributed to
+//!   the token's user whatever the body's `by` says: attribution that a
+//!   client can choose freely is not attribution.
+//!
+//! Both extract from the request head, so a refused request is answered
+//! before its body is read. A missing or wrong credential is 401; a token
+//! without the needed scope is 403.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use incident_actors::domain::Alert;
+
+use super::{ApiError, AppState};
+use crate::auth::{Access, Scope, Service};
+
+/// The bearer credential of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credential) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
+        .filter(|c| !c.is_empty())
+}
+
+/// The service an ingest request authenticated as; `None` when ingest is
+/// open (no key configured anywhere).
+pub struct IngestService(pub Option<Service>);
+
+impl IngestService {
+    /// Puts the service on the alerts: `service=<name>` and the service's
+    /// labels where the alert has none of that name.
+    pub fn stamp(&self, alerts: &mut [Alert]) {
+        if let Some(service) = &self.0 {
+            stamp(service, alerts);
+        }
+    }
+}
+
+fn stamp(service: &Service, alerts: &mut [Alert]) {
+    for alert in alerts {
+        for (k, v) in &service.labels {
+            alert.labels.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        alert
+            .labels
+            .insert("service".to_string(), service.name.clone());
+    }
+}
+
+/// Resolves an integration key presented by an ingest request.
+pub fn service_for_key(access: &Access, key: Option<&str>) -> Result<IngestService, ApiError> {
+    if access.ingest_is_open() {
+        return Ok(IngestService(None));
+    }
+    let Some(key) = key else {
+        return Err(ApiError::Unauthorized(
+            "an integration key is required: send `Authorization: Bearer <key>`".into(),
+        ));
+    };
+    match access.service_for_key(key) {
+        Some(service) => Ok(IngestService(Some(service.clone()))),
+        None => Err(ApiError::Unauthorized(
+            "the integration key is not valid".into(),
+        )),
+    }
+}
+
+/// PagerDuty Events v2 authenticate with `routing_key` in the body.
+pub fn service_for_routing_key(state: &AppState, key: &str) -> Result<IngestService, ApiError> {
+    service_for_key(state.access(), Some(key)).map_err(|e| match e {
+        ApiError::Unauthorized(_) => {
+            ApiError::Unauthorized("the routing_key is not a valid integration key".into())
+        }
+        other => other,
+    })
+}
+
+impl FromRequestParts<AppState> for IngestService {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        service_for_key(state.access(), bearer(&parts.headers))
+    }
+}
+
+/// Who is calling the operator API: a token's user, or nobody in
+/// particular when the API is open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub user: Option<String>,
+}
+
+impl Caller {
+    /// Who to record for an action: the token's user; with the API open,
+    /// the `by` the client sent.
+    pub fn attribute(&self, claimed: Option<String>) -> Option<String> {
+        self.user.clone().or(claimed)
+    }
+}
+
+fn caller(access: &Access, headers: &HeaderMap, scope: Scope) -> Result<Caller, ApiError> {
+    if access.api_is_open() {
+        return Ok(Caller { user: None });
+    }
+    let Some(presented) = bearer(headers) else {
+        return Err(ApiError::Unauthorized(
+            "an API token is required: send `Authorization: Bearer <token>` \
+             (the CLI: --token or LIM_TOKEN)"
+                .into(),
+        ));
+    };
+    let Some(token) = access.token(presented) else {
+        return Err(ApiError::Unauthorized("the API token is not valid".into()));
+    };
+    if !token.allows(scope) {
+        return Err(ApiError::Forbidden(format!(
+            "the token of {:?} does not have the {:?} scope",
+            token.user,
+            scope.as_str()
+        )));
+    }
+    Ok(Caller {
+        user: Some(token.user.clone()),
+    })
+}
+
+/// A caller allowed to read.
+pub struct CanRead(pub Caller);
+
+/// A caller allowed to act.
+pub struct CanWrite(pub Caller);
+
+impl FromRequestParts<AppState> for CanRead {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        caller(state.access(), &parts.headers, Scope::Read).map(CanRead)
+    }
+}
+
+impl FromRequestParts<AppState> for CanWrite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        caller(state.access(), &parts.headers, Scope::Write).map(CanWrite)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{ApiToken, SecretDigest};
+    use axum::http::HeaderValue;
+    use std::collections::BTreeMap;
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(auth).unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_credentials() {
+        assert_eq!(bearer(&headers("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(&headers("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(&headers("Basic abc")), None);
+        assert_eq!(bearer(&headers("Bearer ")), None);
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn stamping_sets_the_service_and_fills_labels() {
+        let service = Service {
+            name: "llm".into(),
+            integration_keys: vec![SecretDigest::of("k")],
+            escalation_policy: "default".into(),
+            labels: BTreeMap::from([
+                ("team".to_string(), "ml".to_string()),
+                ("env".to_string(), "prod".to_string()),
+            ]),
+        };
+        let mut alert = Alert {
+            labels: BTreeMap::from([
+                ("alertname".to_string(), "X".to_string()),
+                ("env".to_string(), "staging".to_string()),
+                ("service".to_string(), "other".to_string()),
+            ]),
+            annotations: BTreeMap::new(),
+            status: incident_actors::domain::AlertStatus::Firing,
+            starts_at: incident_actors::time::Timestamp(0),
+            ends_at: None,
+            source: "native".into(),
+            dedup_key: None,
+            extra: None,
+        };
+        IngestService(Some(service)).stamp(std::slice::from_mut(&mut alert));
+        assert_eq!(
+            alert.labels["service"], "llm",
+            "the key decides the service"
+        );
+        assert_eq!(alert.labels["team"], "ml");
+        assert_eq!(alert.labels["env"], "staging", "the alert's own label wins");
+    }
+
+    #[test]
+    fn scopes_are_enforced() {
+        let access = Access::new(
+            vec![],
+            vec![ApiToken {
+                user: "dash".into(),
+                digest: SecretDigest::of("t"),
+                scopes: vec![Scope::Read],
+            }],
+        );
+        let ok = caller(&access, &headers("Bearer t"), Scope::Read).unwrap();
+        assert_eq!(ok.user.as_deref(), Some("dash"));
+        assert_eq!(
+            ok.attribute(Some("mallory".into())).as_deref(),
+            Some("dash")
+        );
+        let e = caller(&access, &headers("Bearer t"), Scope::Write).unwrap_err();
+        assert_eq!(e.code(), "forbidden");
+        let e = caller(&access, &headers("Bearer x"), Scope::Read).unwrap_err();
+        assert_eq!(e.code(), "unauthorized");
+        let e = caller(&access, &HeaderMap::new(), Scope::Read).unwrap_err();
+        assert_eq!(e.code(), "unauthorized");
+        let open = caller(&Access::default(), &HeaderMap::new(), Scope::Write).unwrap();
+        assert_eq!(open.attribute(Some("bob".into())).as_deref(), Some("bob"));
+    }
+}
