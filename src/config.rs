@@ -36,7 +36,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use incident_actors::domain::{EscalationPolicy, EscalationStep, Target};
+use incident_actors::domain::{EscalationPolicy, EscalationStep, HeartbeatMonitor, Target};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -65,6 +65,8 @@ pub struct Config {
     pub allow_unauthenticated: bool,
     /// `[[services]]` and `[[api_tokens]]`.
     pub access: Access,
+    /// `[[heartbeats]]`: dead-man's switches.
+    pub heartbeats: Vec<HeartbeatMonitor>,
 }
 
 impl Default for Config {
@@ -79,6 +81,7 @@ impl Default for Config {
             limits: AlertLimits::default(),
             allow_unauthenticated: false,
             access: Access::default(),
+            heartbeats: Vec::new(),
         }
     }
 }
@@ -102,6 +105,7 @@ pub struct FileSettings {
     pub allow_unauthenticated: Option<bool>,
     pub services: Vec<Service>,
     pub api_tokens: Vec<ApiToken>,
+    pub heartbeats: Vec<HeartbeatMonitor>,
 }
 
 /// One problem in a config file, located at a 1-based line and column.
@@ -245,6 +249,17 @@ struct RawFile {
     services: Vec<RawService>,
     #[serde(default)]
     api_tokens: Vec<RawToken>,
+    #[serde(default)]
+    heartbeats: Vec<RawHeartbeat>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeartbeat {
+    name: Spanned<String>,
+    service: Option<Spanned<String>>,
+    interval: Spanned<String>,
+    grace: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -336,6 +351,7 @@ pub fn parse_file(text: &str) -> Result<FileSettings, Vec<Diagnostic>> {
     });
     let services = build_services(&mut checker, raw.services);
     let api_tokens = build_tokens(&mut checker, raw.api_tokens);
+    let heartbeats = build_heartbeats(&mut checker, raw.heartbeats, &services);
     if checker.items.is_empty() {
         Ok(FileSettings {
             listen,
@@ -346,6 +362,7 @@ pub fn parse_file(text: &str) -> Result<FileSettings, Vec<Diagnostic>> {
             allow_unauthenticated: raw.auth.and_then(|a| a.allow_unauthenticated),
             services,
             api_tokens,
+            heartbeats,
         })
     } else {
         Err(checker.items)
@@ -545,6 +562,68 @@ fn build_tokens(checker: &mut Checker<'_>, raw: Vec<RawToken>) -> Vec<ApiToken> 
     tokens
 }
 
+fn build_heartbeats(
+    checker: &mut Checker<'_>,
+    raw: Vec<RawHeartbeat>,
+    services: &[Service],
+) -> Vec<HeartbeatMonitor> {
+    let mut monitors: Vec<HeartbeatMonitor> = Vec::new();
+    for h in raw {
+        let name_span = h.name.span();
+        let service = match h.service {
+            Some(s) => {
+                let span = s.span();
+                let s = s.into_inner();
+                // With services configured, a monitor must belong to one of
+                // them: its pings are checked against that service's keys.
+                if !services.is_empty() && !services.iter().any(|x| x.name == s) {
+                    checker.check::<()>(
+                        span,
+                        Err(format!("unknown service {s:?}: not in [[services]]")),
+                    );
+                }
+                s
+            }
+            None if services.is_empty() => auth::DEFAULT_SERVICE.to_string(),
+            None => {
+                checker.check::<()>(
+                    name_span.clone(),
+                    Err("`service` is required when [[services]] are configured".into()),
+                );
+                continue;
+            }
+        };
+        let interval = checker.check(h.interval.span(), parse_duration(h.interval.get_ref()));
+        let grace = match h.grace {
+            Some(g) => checker.check(g.span(), parse_duration(g.get_ref())),
+            None => Some(Duration::ZERO),
+        };
+        let (Some(interval), Some(grace)) = (interval, grace) else {
+            continue;
+        };
+        let monitor = HeartbeatMonitor {
+            name: h.name.into_inner(),
+            service,
+            interval,
+            grace,
+        };
+        let checked = monitor
+            .validate()
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                if monitors.iter().any(|m| m.name == monitor.name) {
+                    Err(format!("heartbeat {:?} is defined twice", monitor.name))
+                } else {
+                    Ok(())
+                }
+            });
+        if checker.check(name_span, checked).is_some() {
+            monitors.push(monitor);
+        }
+    }
+    monitors
+}
+
 /// Reads and validates a config file.
 pub fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -581,6 +660,7 @@ pub fn resolve(file: FileSettings, overrides: &Overrides) -> Result<Config, Conf
         config.allow_unauthenticated = allow;
     }
     config.access = Access::new(file.services, file.api_tokens);
+    config.heartbeats = file.heartbeats;
     if let Some(listen) = &overrides.listen {
         config.listen = parse_listen(listen).map_err(|message| ConfigError::Env {
             var: "LIM_LISTEN",

@@ -176,6 +176,7 @@ async fn start_system(config: &Config) -> System {
             Ok(store) => {
                 let system_config = SystemConfig {
                     policy: config.escalation.clone(),
+                    heartbeats: config.heartbeats.clone(),
                     ..SystemConfig::default()
                 };
                 let deps = SystemDeps {

@@ -1,15 +1,16 @@
 //! The `Store` contract: one suite of generic checks, run against every
 //! backend — SQLite on a temporary file, SQLite in memory and PostgreSQL on a
-//! brand-new database per test; the incident list checks also on the core's
-//! in-memory store, whose `IncidentQuery::matches` is the reference — plus
-//! the backend-specific checks of opening (files, folders and databases
-//! created when missing, pragmas, unknown schemes, undecodable snapshots).
+//! brand-new database per test; the incident list and heartbeat checks also
+//! on the core's in-memory store, whose `IncidentQuery::matches` is the
+//! reference — plus the backend-specific checks of opening (files, folders
+//! and databases created when missing, pragmas, unknown schemes,
+//! undecodable snapshots).
 
 mod support;
 
 use incident_actors::domain::{
-    Alert, AlertStatus, Attribution, Change, EscalationPolicy, Incident, IncidentId,
-    IncidentStatus, Interface, Labels, TimelineEvent,
+    Alert, AlertStatus, Attribution, Change, EscalationPolicy, HeartbeatState, Incident,
+    IncidentId, IncidentStatus, Interface, Labels, TimelineEvent,
 };
 use incident_actors::memory_store::MemoryStore;
 use incident_actors::ports::{
@@ -682,6 +683,70 @@ async fn survives_reopen(f: Fixture) {
     assert_eq!(list(&store, None, 10).await, [3, 2, 1]);
 }
 
+// ------------------------------------------------- heartbeat monitor states
+
+fn heartbeat(last_ping: Option<i64>, deadline: i64, missed: bool) -> HeartbeatState {
+    HeartbeatState {
+        last_ping: last_ping.map(Timestamp),
+        deadline: Timestamp(deadline),
+        missed,
+    }
+}
+
+/// Saved states come back by name, in byte order of the name (whatever
+/// the database's collation); a second save of a name replaces the first.
+async fn heartbeats_saved_loaded_and_upserted(f: Fixture) {
+    let store = f.store;
+    assert!(store.load_heartbeats().await.unwrap().is_empty());
+    let waiting = heartbeat(None, T0 + 720_000, false);
+    let missed = heartbeat(Some(T0), T0 + 720_000, true);
+    let up = heartbeat(Some(T0 + 5), T0 + 720_005, false);
+    store.save_heartbeat("a_job", &waiting).await.unwrap();
+    store.save_heartbeat("B-job", &missed).await.unwrap();
+    store.save_heartbeat("a.job", &up).await.unwrap();
+    assert_eq!(
+        store.load_heartbeats().await.unwrap(),
+        [
+            ("B-job".to_string(), missed),
+            ("a.job".to_string(), up),
+            ("a_job".to_string(), waiting),
+        ]
+    );
+    // Upserts: pinged, then missed, then pinged again.
+    let pinged = heartbeat(Some(T0 + 60_000), T0 + 780_000, false);
+    store.save_heartbeat("a_job", &pinged).await.unwrap();
+    let back = heartbeat(Some(T0 + 90_000), T0 + 810_000, false);
+    store.save_heartbeat("B-job", &back).await.unwrap();
+    let all = store.load_heartbeats().await.unwrap();
+    assert_eq!(all.len(), 3, "one row per name");
+    assert_eq!(all[0], ("B-job".to_string(), back));
+    assert_eq!(all[2], ("a_job".to_string(), pinged));
+    let gone = heartbeat(Some(T0 + 60_000), T0 + 780_000, true);
+    store.save_heartbeat("a_job", &gone).await.unwrap();
+    assert_eq!(
+        store.load_heartbeats().await.unwrap()[2],
+        ("a_job".to_string(), gone)
+    );
+}
+
+/// Durable backends: the states are there after a reopen.
+async fn heartbeats_survive_reopen(f: Fixture) {
+    let Fixture { store, url, _dir } = f;
+    let missed = heartbeat(Some(T0), T0 + 720_000, true);
+    let waiting = heartbeat(None, T0 + 60_000, false);
+    store.save_heartbeat("nightly", &missed).await.unwrap();
+    store.save_heartbeat("hourly", &waiting).await.unwrap();
+    drop(store);
+    let store = open_store(&url).await.expect("reopen");
+    assert_eq!(
+        store.load_heartbeats().await.unwrap(),
+        [
+            ("hourly".to_string(), waiting),
+            ("nightly".to_string(), missed)
+        ]
+    );
+}
+
 // ------------------------------------------------- the list: filters, sorts, pages
 
 /// Opens incident `id` at `at` for an alert with exactly `labels` plus a
@@ -1168,29 +1233,35 @@ async fn list_pages_by_updated_when_incidents_change(f: Fixture) {
 }
 
 /// One `#[tokio::test]` per (backend, check). `durable` checks need a store
-/// that outlives its connections, so they skip the in-memory SQLite.
+/// that outlives its connections, so they skip the in-memory SQLite;
+/// `lists` and `everywhere` checks also run on the core's in-memory store.
 macro_rules! contract {
     (
         all: [$($all:ident),* $(,)?],
         durable: [$($durable:ident),* $(,)?],
-        lists: [$($lists:ident),* $(,)?] $(,)?
+        lists: [$($lists:ident),* $(,)?],
+        everywhere: [$($everywhere:ident),* $(,)?] $(,)?
     ) => {
         mod sqlite_file {
             $( #[tokio::test] async fn $all() { super::$all(super::sqlite_file().await).await } )*
             $( #[tokio::test] async fn $durable() { super::$durable(super::sqlite_file().await).await } )*
             $( #[tokio::test] async fn $lists() { super::$lists(super::sqlite_file().await).await } )*
+            $( #[tokio::test] async fn $everywhere() { super::$everywhere(super::sqlite_file().await).await } )*
         }
         mod sqlite_memory {
             $( #[tokio::test] async fn $all() { super::$all(super::sqlite_memory().await).await } )*
             $( #[tokio::test] async fn $lists() { super::$lists(super::sqlite_memory().await).await } )*
+            $( #[tokio::test] async fn $everywhere() { super::$everywhere(super::sqlite_memory().await).await } )*
         }
         mod postgres {
             $( #[tokio::test] async fn $all() { super::$all(super::postgres().await).await } )*
             $( #[tokio::test] async fn $durable() { super::$durable(super::postgres().await).await } )*
             $( #[tokio::test] async fn $lists() { super::$lists(super::postgres().await).await } )*
+            $( #[tokio::test] async fn $everywhere() { super::$everywhere(super::postgres().await).await } )*
         }
         mod memory {
             $( #[tokio::test] async fn $lists() { super::$lists(super::memory().await).await } )*
+            $( #[tokio::test] async fn $everywhere() { super::$everywhere(super::memory().await).await } )*
         }
     };
 }
@@ -1208,7 +1279,7 @@ contract! {
         resolved_incident_frees_its_fingerprint,
         large_batch,
     ],
-    durable: [survives_reopen],
+    durable: [survives_reopen, heartbeats_survive_reopen],
     // The incident list, also on the core's in-memory store (the reference).
     lists: [
         list_filters,
@@ -1218,6 +1289,8 @@ contract! {
         list_pages_stable_when_incidents_arrive,
         list_pages_by_updated_when_incidents_change,
     ],
+    // Also on the core's in-memory store, which the actor tests run on.
+    everywhere: [heartbeats_saved_loaded_and_upserted],
 }
 
 // ------------------------------------------------- opening, per backend

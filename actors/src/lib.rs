@@ -1,14 +1,16 @@
 //! `incident-actors`: the core of lim.
 //!
 //! * [`domain`]: pure logic (alerts, fingerprints, the incident state machine,
-//!   escalation policies, restart intensity). No actors, no I/O.
+//!   escalation policies, restart intensity, heartbeat monitors). No actors,
+//!   no I/O.
 //! * [`ports`]: the traits the core needs from the world (`Store`, `Channel`);
 //!   [`time`] holds the `Clock` port.
 //! * [`codec`]: the snapshot format (postcard behind a version byte).
 //! * The actors, one per file, their messages in [`messages`]:
 //!   [`supervisor`] (root), [`router`] (dedup index, supervises incidents),
 //!   [`incident`] (one per open incident, owns its timers), [`persistence`]
-//!   (group commit), [`notifier`] (per-channel delivery workers).
+//!   (group commit), [`notifier`] (per-channel delivery workers),
+//!   [`heartbeat`] (one per heartbeat monitor, owns its deadline timer).
 //! * [`system`]: `spawn_system` wires them and returns the [`system::System`]
 //!   handle the server talks to.
 //!
@@ -17,6 +19,7 @@
 pub mod codec;
 pub mod console;
 pub mod domain;
+pub mod heartbeat;
 pub mod incident;
 pub mod memory_store;
 pub mod messages;
@@ -28,4 +31,6 @@ pub mod supervisor;
 pub mod system;
 pub mod time;
 
+pub use domain::{HeartbeatMonitor, HeartbeatStatus};
+pub use messages::HeartbeatError;
 pub use system::{spawn_system, System, SystemConfig, SystemDeps};

@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::codec::{decode_incident, encode_incident};
-use crate::domain::{Alert, Fingerprint, Incident, IncidentId, Silence, SilenceId, TimelineEvent};
+use crate::domain::{
+    Alert, Fingerprint, HeartbeatState, Incident, IncidentId, Silence, SilenceId, TimelineEvent,
+};
 use crate::ports::{IncidentQuery, Store, StoreError, StoredAlert, WriteBatch};
 use crate::time::Timestamp;
 
@@ -27,6 +29,7 @@ struct Tables {
     open_fp_of: HashMap<IncidentId, Fingerprint>,
     silences: BTreeMap<SilenceId, Silence>,
     silenced: BTreeMap<(SilenceId, Fingerprint), Alert>,
+    heartbeats: BTreeMap<String, HeartbeatState>,
 }
 
 #[derive(Default)]
@@ -260,6 +263,22 @@ impl Store for MemoryStore {
         t.silenced
             .entry((silence, alert.fingerprint()))
             .or_insert_with(|| alert.clone());
+        Ok(())
+    }
+
+    async fn load_heartbeats(&self) -> Result<Vec<(String, HeartbeatState)>, StoreError> {
+        self.check()?;
+        let t = self.tables.lock().expect("memory store lock");
+        Ok(t.heartbeats
+            .iter()
+            .map(|(name, state)| (name.clone(), *state))
+            .collect())
+    }
+
+    async fn save_heartbeat(&self, name: &str, state: &HeartbeatState) -> Result<(), StoreError> {
+        self.check()?;
+        let mut t = self.tables.lock().expect("memory store lock");
+        t.heartbeats.insert(name.to_string(), *state);
         Ok(())
     }
 }

@@ -11,8 +11,8 @@ use ractor::{ActorRef, RpcReplyPort};
 use serde::Serialize;
 
 use crate::domain::{
-    Alert, Attribution, Change, EscalationPolicy, Fingerprint, Incident, IncidentId, IngestAction,
-    Silence, TransitionError,
+    Alert, Attribution, Change, EscalationPolicy, Fingerprint, HeartbeatStatus, Incident,
+    IncidentId, IngestAction, Silence, TransitionError,
 };
 use crate::ports::{Notification, StoreError, Touch, WriteBatch};
 use crate::time::Timestamp;
@@ -47,6 +47,22 @@ pub enum CommandError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("incident system unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Why a heartbeat ping was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum HeartbeatError {
+    /// No monitor of that name is configured (HTTP 404).
+    #[error("no heartbeat monitor is named {0:?}")]
+    Unknown(String),
+    /// The store refused or could not be reached: the ping was not recorded
+    /// and the deadline did not move; the sender should retry.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The monitor's actor did not answer (restarting, or the system is
+    /// stopping); the ping may or may not have been recorded.
+    #[error("heartbeat monitor unavailable: {0}")]
     Unavailable(String),
 }
 
@@ -149,6 +165,16 @@ pub enum IncidentMsg {
     Retire,
     /// The incident as the actor holds it now (including uncommitted repeat counts).
     Get(RpcReplyPort<Option<Incident>>),
+}
+
+pub enum HeartbeatMsg {
+    /// A ping: the new deadline is committed before the answer.
+    Ping(RpcReplyPort<Result<HeartbeatStatus, HeartbeatError>>),
+    /// The monitor's observable state (as held in memory).
+    Status(RpcReplyPort<HeartbeatStatus>),
+    /// The monitor's timer (deadline or retry). `generation` tells the
+    /// current timer from one replaced since (stale, ignored).
+    Timer { generation: u64 },
 }
 
 pub enum PersistenceMsg {

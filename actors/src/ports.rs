@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::CodecError;
 use crate::domain::{
-    Alert, Fingerprint, Incident, IncidentId, IncidentStatus, Labels, Silence, SilenceId, Target,
-    TimelineEvent,
+    Alert, Fingerprint, HeartbeatState, Incident, IncidentId, IncidentStatus, Labels, Silence,
+    SilenceId, Target, TimelineEvent,
 };
 use crate::time::Timestamp;
 
@@ -385,6 +385,13 @@ pub trait Store: Send + Sync + 'static {
         alert: &Alert,
         received_at: Timestamp,
     ) -> Result<(), StoreError>;
+    /// The stored state of every heartbeat monitor ever saved, by monitor
+    /// name, in name order. Rows of monitors no longer configured are
+    /// returned too (the caller ignores them; nothing deletes them).
+    async fn load_heartbeats(&self) -> Result<Vec<(String, HeartbeatState)>, StoreError>;
+    /// Inserts or replaces the state of heartbeat monitor `name`, durably
+    /// (committed when this returns `Ok`).
+    async fn save_heartbeat(&self, name: &str, state: &HeartbeatState) -> Result<(), StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;

@@ -1,8 +1,10 @@
-//! The root supervisor (`lim`): starts persistence, the notifier pool and
-//! the router, in that order (the router's rehydration needs the other two),
-//! and restarts whichever fails, under a restart-intensity limit. Beyond the
-//! limit it fails itself: the process cannot keep its promises any more and
-//! should exit so its own supervisor (systemd, Kubernetes) restarts it.
+//! The root supervisor (`lim`): starts persistence, the notifier pool, the
+//! router and the heartbeat monitors, in that order (the router's
+//! rehydration needs the first two; a heartbeat missed at start needs the
+//! router ready), and restarts whichever fails, under a restart-intensity
+//! limit. Beyond the limit it fails itself: the process cannot keep its
+//! promises any more and should exit so its own supervisor (systemd,
+//! Kubernetes) restarts it. It stops them in the reverse order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::domain::RestartIntensity;
+use crate::heartbeat::HeartbeatSupervisor;
 use crate::notifier::{NotifierArgs, NotifierPool};
 use crate::persistence::PersistenceActor;
 use crate::ports::Channel;
@@ -28,6 +31,7 @@ enum Child {
     Persistence,
     Notifier,
     Router,
+    Heartbeats,
 }
 
 pub struct RootState {
@@ -72,6 +76,15 @@ async fn start_child(
         .await?
         .0
         .get_cell(),
+        Child::Heartbeats => Actor::spawn_linked(
+            Some(names.heartbeats()),
+            HeartbeatSupervisor,
+            state.ctx.clone(),
+            supervisor,
+        )
+        .await?
+        .0
+        .get_cell(),
     };
     state.children.insert(cell.get_id(), child);
     Ok(())
@@ -93,7 +106,12 @@ impl Actor for RootSupervisor {
             children: HashMap::new(),
             restarts: HashMap::new(),
         };
-        for child in [Child::Persistence, Child::Notifier, Child::Router] {
+        for child in [
+            Child::Persistence,
+            Child::Notifier,
+            Child::Router,
+            Child::Heartbeats,
+        ] {
             if let Err(e) = start_child(child, myself.get_cell(), &mut state).await {
                 myself.stop_children(None);
                 return Err(e);
@@ -107,9 +125,15 @@ impl Actor for RootSupervisor {
         myself: ActorRef<Self::Msg>,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        // Stop the router (and its incidents) first so nothing writes after
+        // Stop the heartbeat monitors (they ingest through the router), then
+        // the router (and its incidents), so nothing writes after
         // persistence has flushed and stopped.
-        for wanted in [Child::Router, Child::Notifier, Child::Persistence] {
+        for wanted in [
+            Child::Heartbeats,
+            Child::Router,
+            Child::Notifier,
+            Child::Persistence,
+        ] {
             for cell in myself.get_children() {
                 if state.children.get(&cell.get_id()) == Some(&wanted) {
                     let _ = cell.stop_and_wait(None, None).await;

@@ -1,6 +1,7 @@
 //! Wiring: `spawn_system` starts the root supervisor (which starts
-//! persistence, the notifier pool and the router, which rehydrates every open
-//! incident) and returns the `System` handle the server talks to.
+//! persistence, the notifier pool, the router, which rehydrates every open
+//! incident, and then the heartbeat monitors) and returns the `System`
+//! handle the server talks to.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,11 +12,12 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
 
 use crate::domain::{
-    Alert, Attribution, EscalationPolicy, Fingerprint, Incident, IncidentId, MatcherError,
-    RestartPolicy, Silence, SilenceId,
+    Alert, Attribution, EscalationPolicy, Fingerprint, HeartbeatMonitor, HeartbeatStatus, Incident,
+    IncidentId, MatcherError, RestartPolicy, Silence, SilenceId,
 };
 use crate::messages::{
-    CommandError, CommandReply, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, RouterMsg,
+    CommandError, CommandReply, HeartbeatError, HeartbeatMsg, IncidentCommand, IncidentMsg,
+    IngestError, IngestOutcome, RouterMsg,
 };
 use crate::ports::{Channel, SharedStore, StoreError};
 use crate::supervisor::{RootArgs, RootSupervisor};
@@ -33,6 +35,8 @@ pub struct SystemConfig {
     pub touch_flush_interval: Duration,
     /// How long a caller waits for the system before giving up (503).
     pub call_timeout: Duration,
+    /// Heartbeat monitors (dead man's switches), one actor each.
+    pub heartbeats: Vec<HeartbeatMonitor>,
 }
 
 impl Default for SystemConfig {
@@ -43,6 +47,7 @@ impl Default for SystemConfig {
             max_batch: 1024,
             touch_flush_interval: Duration::from_secs(1),
             call_timeout: Duration::from_secs(10),
+            heartbeats: Vec::new(),
         }
     }
 }
@@ -98,6 +103,13 @@ impl Names {
     pub fn notifier(&self) -> String {
         format!("{}/notifier-pool", self.prefix)
     }
+    pub fn heartbeats(&self) -> String {
+        format!("{}/heartbeats", self.prefix)
+    }
+    /// The actor of heartbeat monitor `name`: `heartbeat:<name>`.
+    pub fn heartbeat(&self, name: &str) -> String {
+        format!("{}/heartbeat:{name}", self.prefix)
+    }
 
     pub fn lookup<M: ractor::Message>(name: &str) -> Option<ActorRef<M>> {
         ractor::registry::where_is(name).map(ActorRef::from)
@@ -110,6 +122,47 @@ pub struct CoreContext {
     pub config: SystemConfig,
     pub store: SharedStore,
     pub clock: SharedClock,
+}
+
+fn router(ctx: &CoreContext) -> Result<ActorRef<RouterMsg>, String> {
+    Names::lookup(&ctx.names.router()).ok_or_else(|| "the router is not running".to_string())
+}
+
+/// Routes one alert through the router and answers once its effect is
+/// committed: `System::ingest`, also used by the heartbeat monitors so a
+/// miss has the contract of any alert.
+pub(crate) async fn route(ctx: &CoreContext, alert: Alert) -> Result<IngestOutcome, IngestError> {
+    let router = router(ctx).map_err(IngestError::Unavailable)?;
+    match router
+        .call(
+            |reply| RouterMsg::Ingest { alert, reply },
+            Some(ctx.config.call_timeout),
+        )
+        .await
+    {
+        Ok(CallResult::Success(result)) => result,
+        Ok(CallResult::Timeout) => Err(IngestError::Unavailable("timed out".into())),
+        Ok(CallResult::SenderError) => Err(IngestError::Unavailable(
+            "the incident stopped before answering".into(),
+        )),
+        Err(e) => Err(IngestError::Unavailable(e.to_string())),
+    }
+}
+
+/// Sends a command to the router and waits for the incident it changed.
+pub(crate) async fn call_router(
+    ctx: &CoreContext,
+    msg: impl FnOnce(CommandReply) -> RouterMsg,
+) -> Result<Incident, CommandError> {
+    let router = router(ctx).map_err(CommandError::Unavailable)?;
+    match router.call(msg, Some(ctx.config.call_timeout)).await {
+        Ok(CallResult::Success(result)) => result,
+        Ok(CallResult::Timeout) => Err(CommandError::Unavailable("timed out".into())),
+        Ok(CallResult::SenderError) => Err(CommandError::Unavailable(
+            "the incident stopped before answering".into(),
+        )),
+        Err(e) => Err(CommandError::Unavailable(e.to_string())),
+    }
 }
 
 /// The handle to a running system. Cheap to clone.
@@ -125,6 +178,8 @@ pub async fn spawn_system(config: SystemConfig, deps: SystemDeps) -> Result<Syst
     config
         .policy
         .validate()
+        .map_err(|e| SystemError::Spawn(e.to_string()))?;
+    HeartbeatMonitor::validate_all(&config.heartbeats)
         .map_err(|e| SystemError::Spawn(e.to_string()))?;
     let ctx = Arc::new(CoreContext {
         names: Names::next(),
@@ -165,27 +220,12 @@ impl System {
     }
 
     fn router(&self) -> Result<ActorRef<RouterMsg>, String> {
-        Names::lookup(&self.ctx.names.router())
-            .ok_or_else(|| "the router is not running".to_string())
+        router(&self.ctx)
     }
 
     /// Routes one alert and answers once its effect is committed.
     pub async fn ingest(&self, alert: Alert) -> Result<IngestOutcome, IngestError> {
-        let router = self.router().map_err(IngestError::Unavailable)?;
-        match router
-            .call(
-                |reply| RouterMsg::Ingest { alert, reply },
-                Some(self.ctx.config.call_timeout),
-            )
-            .await
-        {
-            Ok(CallResult::Success(result)) => result,
-            Ok(CallResult::Timeout) => Err(IngestError::Unavailable("timed out".into())),
-            Ok(CallResult::SenderError) => Err(IngestError::Unavailable(
-                "the incident stopped before answering".into(),
-            )),
-            Err(e) => Err(IngestError::Unavailable(e.to_string())),
-        }
+        route(&self.ctx, alert).await
     }
 
     async fn command(
@@ -215,15 +255,7 @@ impl System {
         &self,
         msg: impl FnOnce(CommandReply) -> RouterMsg,
     ) -> Result<Incident, CommandError> {
-        let router = self.router().map_err(CommandError::Unavailable)?;
-        match router.call(msg, Some(self.ctx.config.call_timeout)).await {
-            Ok(CallResult::Success(result)) => result,
-            Ok(CallResult::Timeout) => Err(CommandError::Unavailable("timed out".into())),
-            Ok(CallResult::SenderError) => Err(CommandError::Unavailable(
-                "the incident stopped before answering".into(),
-            )),
-            Err(e) => Err(CommandError::Unavailable(e.to_string())),
-        }
+        call_router(&self.ctx, msg).await
     }
 
     /// Acknowledges the open incident whose dedup key is `dedup_key`.
@@ -335,6 +367,62 @@ impl System {
         if let Err(e) = published {
             tracing::warn!(error = %e, "silence saved but not yet handed to the router");
         }
+    }
+
+    /// Records a ping of heartbeat monitor `name` and answers its status
+    /// once the new deadline is committed. A monitor that was missed is
+    /// back: its incident is resolved (right after the answer).
+    pub async fn ping_heartbeat(&self, name: &str) -> Result<HeartbeatStatus, HeartbeatError> {
+        if !self.ctx.config.heartbeats.iter().any(|m| m.name == name) {
+            return Err(HeartbeatError::Unknown(name.to_string()));
+        }
+        let actor = Names::lookup::<HeartbeatMsg>(&self.ctx.names.heartbeat(name))
+            .ok_or_else(|| HeartbeatError::Unavailable("the monitor is restarting".into()))?;
+        match actor
+            .call(HeartbeatMsg::Ping, Some(self.ctx.config.call_timeout))
+            .await
+        {
+            Ok(CallResult::Success(result)) => result,
+            Ok(CallResult::Timeout) => Err(HeartbeatError::Unavailable("timed out".into())),
+            Ok(CallResult::SenderError) => Err(HeartbeatError::Unavailable(
+                "the monitor stopped before answering".into(),
+            )),
+            Err(e) => Err(HeartbeatError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// The status of every configured monitor, in config order, as its
+    /// actor holds it. The monitors are asked concurrently; one that does
+    /// not answer within the call timeout (restarting) is left out, with a
+    /// warning in the log.
+    pub async fn heartbeats(&self) -> Vec<HeartbeatStatus> {
+        let timeout = self.ctx.config.call_timeout;
+        let mut calls = tokio::task::JoinSet::new();
+        for (index, monitor) in self.ctx.config.heartbeats.iter().enumerate() {
+            let actor = Names::lookup::<HeartbeatMsg>(&self.ctx.names.heartbeat(&monitor.name));
+            let name = monitor.name.clone();
+            calls.spawn(async move {
+                let answer = match actor {
+                    Some(a) => match a.call(HeartbeatMsg::Status, Some(timeout)).await {
+                        Ok(CallResult::Success(status)) => Some(status),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                if answer.is_none() {
+                    tracing::warn!(heartbeat = %name, "heartbeat monitor did not answer");
+                }
+                (index, answer)
+            });
+        }
+        let mut out: Vec<(usize, HeartbeatStatus)> = calls
+            .join_all()
+            .await
+            .into_iter()
+            .filter_map(|(i, s)| s.map(|s| (i, s)))
+            .collect();
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, s)| s).collect()
     }
 
     /// Number of open incidents in the router's index.

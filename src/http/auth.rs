@@ -25,7 +25,7 @@ use super::{ApiError, AppState};
 use crate::auth::{Access, Scope, Service};
 
 /// The bearer credential of a request, if any.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, credential) = value.trim().split_once(' ')?;
     scheme

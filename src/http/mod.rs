@@ -23,6 +23,7 @@ pub mod alerts;
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod heartbeats;
 pub mod incident_actions;
 pub mod incidents;
 pub mod limits;
@@ -175,6 +176,11 @@ pub fn app(state: AppState) -> Router {
             post(alertmanager::post_webhook),
         )
         .route("/v2/enqueue", post(pagerduty::enqueue))
+        .route("/v1/heartbeats", get(heartbeats::list))
+        .route(
+            "/v1/heartbeats/{name}",
+            get(heartbeats::get).post(heartbeats::ping),
+        )
         .route("/v1/silences", get(silences::list).post(silences::create))
         .route("/v1/silences/{id}", axum::routing::delete(silences::expire))
         .route("/v1/silences/{id}/expire", post(silences::expire))

@@ -14,6 +14,7 @@
 //! turned back into domain values, sqlx errors into `StoreError`).
 
 mod decode;
+mod heartbeats;
 mod plan;
 pub mod postgres;
 mod query;

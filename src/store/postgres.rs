@@ -11,13 +11,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use incident_actors::domain::{Alert, Incident, IncidentId, Silence, SilenceId, TimelineEvent};
+use incident_actors::domain::{
+    Alert, HeartbeatState, Incident, IncidentId, Silence, SilenceId, TimelineEvent,
+};
 use incident_actors::ports::{IncidentQuery, Store, StoreError, StoredAlert, WriteBatch};
 use incident_actors::time::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use super::decode::{self, store_error, AlertColumns};
+use super::heartbeats;
 use super::plan::{plan, AlertRow, EventRow, IncidentRow, Plan};
 use super::query::{list_sql, Dialect, Param};
 use super::silences;
@@ -417,6 +420,33 @@ impl Store for PostgresStore {
         .bind(alert.fingerprint().to_string())
         .bind(received_at.as_millis())
         .bind(silences::alert_body(alert)?)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(store_error)
+    }
+
+    async fn load_heartbeats(&self) -> Result<Vec<(String, HeartbeatState)>, StoreError> {
+        let rows: Vec<heartbeats::HeartbeatRow> = sqlx::query_as(heartbeats::SELECT_SQL)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(heartbeats::from_rows(rows))
+    }
+
+    async fn save_heartbeat(&self, name: &str, state: &HeartbeatState) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO heartbeats (name, last_ping_ms, deadline_ms, missed, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name) DO UPDATE SET last_ping_ms = excluded.last_ping_ms, \
+             deadline_ms = excluded.deadline_ms, missed = excluded.missed, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(state.last_ping.map(Timestamp::as_millis))
+        .bind(state.deadline.as_millis())
+        .bind(state.missed)
+        .bind(heartbeats::now_ms())
         .execute(&self.pool)
         .await
         .map(|_| ())

@@ -3,6 +3,7 @@
 
 pub mod alert;
 pub mod fingerprint;
+pub mod heartbeat;
 pub mod incident;
 pub mod policy;
 pub mod restart;
@@ -10,6 +11,10 @@ pub mod silence;
 
 pub use alert::{Alert, AlertStatus, Labels};
 pub use fingerprint::Fingerprint;
+pub use heartbeat::{
+    DeadlineEffect, HeartbeatConfigError, HeartbeatHealth, HeartbeatMonitor, HeartbeatState,
+    HeartbeatStatus, PingEffect,
+};
 pub use incident::{
     AlertEntry, Attribution, Change, Deadlines, EventKind, Incident, IncidentId, IncidentStatus,
     IngestAction, Interface, TimelineEvent, TransitionError,
