@@ -46,6 +46,17 @@ pub enum Command {
     Silence(SilenceArgs),
     /// Make credentials for the config file.
     Token(TokenArgs),
+    /// Who is on call now (or --at a time) for every schedule.
+    Oncall(OncallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OncallArgs {
+    /// An RFC 3339 time to ask about instead of now.
+    #[arg(long)]
+    pub at: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,8 @@
 //!
 //! * [`auth`]: services with integration keys, API tokens with scopes,
 //!   compared in constant time.
+//! * [`channels`]: the notification channels that leave the process:
+//!   email (SMTP), signed webhooks, Slack (Block Kit with action buttons).
 //! * [`cli`]: the `lim` command line (`serve`, `check-config`, and the
 //!   commands that act on a running server, run by [`remote`] through
 //!   [`client`], a small client of the HTTP API).
@@ -18,6 +20,7 @@
 //! reverse. `main.rs` only parses the command line and calls in here.
 
 pub mod auth;
+pub mod channels;
 pub mod cli;
 pub mod client;
 pub mod config;

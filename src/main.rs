@@ -29,6 +29,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Snooze(args) => Ok(print(lim::remote::snooze(&args).await)),
         Command::Note(args) => Ok(print(lim::remote::note(&args).await)),
         Command::Silence(args) => Ok(print(lim::remote::silence(&args).await)),
+        Command::Oncall(args) => Ok(print(lim::remote::oncall(&args).await)),
         Command::Token(args) => match args.command {
             lim::cli::TokenCommand::New { user, scopes } => {
                 let out = lim::cli::token_new(&user, &scopes).map_err(anyhow::Error::msg)?;

@@ -9,8 +9,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::cli::{
-    ActionArgs, IncidentsArgs, IncidentsCommand, NoteArgs, Remote, SilenceArgs, SilenceCommand,
-    SnoozeArgs,
+    ActionArgs, IncidentsArgs, IncidentsCommand, NoteArgs, OncallArgs, Remote, SilenceArgs,
+    SilenceCommand, SnoozeArgs,
 };
 use crate::client::{ApiClient, ClientError};
 
@@ -129,6 +129,50 @@ pub async fn silence(args: &SilenceArgs) -> Result<String, ClientError> {
             text(&v["ends_at"])
         )
     }))
+}
+
+/// `lim oncall`: every schedule with who is on call and until when.
+pub async fn oncall(args: &OncallArgs) -> Result<String, ClientError> {
+    let query: Vec<(&str, String)> = args.at.iter().map(|at| ("at", at.clone())).collect();
+    let v = client(&args.remote)?
+        .request(Method::GET, "/v1/oncall", &query, None)
+        .await?;
+    Ok(render(&args.remote, &v, oncall_table))
+}
+
+fn oncall_table(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = v["schedules"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            let users = s["users"]
+                .as_array()
+                .map(|u| {
+                    u.iter()
+                        .map(|u| text(&u["name"]))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "nobody".to_string());
+            vec![
+                text(&s["schedule"]),
+                users,
+                text(&s["until"]),
+                text(&s["source"]),
+                text(&s["time_zone"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return "no schedules configured\n".to_string();
+    }
+    table(
+        &["SCHEDULE", "ON CALL", "UNTIL", "SOURCE", "TIME ZONE"],
+        &rows,
+    )
 }
 
 fn silence_table(v: &Value) -> String {

@@ -17,9 +17,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use incident_actors::console::ConsoleChannel;
 use incident_actors::time::SystemClock;
-use incident_actors::{spawn_system, System, SystemConfig, SystemDeps};
+use incident_actors::{spawn_system, System, SystemDeps};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -71,7 +70,8 @@ pub async fn serve_until(
     let state = AppState::new()
         .with_resolve_timeout(config.resolve_timeout)
         .with_limits(config.limits)
-        .with_access(config.access.clone());
+        .with_access(config.access.clone())
+        .with_routes(config.routes.clone());
     let mut http = HttpServer::start(listener, state.clone());
     tokio::pin!(shutdown);
 
@@ -174,15 +174,21 @@ async fn start_system(config: &Config) -> System {
     loop {
         match open_store(&config.database_url).await {
             Ok(store) => {
-                let system_config = SystemConfig {
-                    policy: config.escalation.clone(),
-                    heartbeats: config.heartbeats.clone(),
-                    ..SystemConfig::default()
+                let system_config = config.system_config();
+                let channels = match config.channels.build() {
+                    Ok(channels) => channels,
+                    Err(e) => {
+                        // Validated when the config was read; a failure
+                        // here is environmental (TLS roots): keep retrying.
+                        tracing::error!(error = %e, "cannot set up the notification channels");
+                        tokio::time::sleep(START_RETRY_INTERVAL).await;
+                        continue;
+                    }
                 };
                 let deps = SystemDeps {
                     store,
                     clock: Arc::new(SystemClock),
-                    channels: vec![Arc::<ConsoleChannel>::default()],
+                    channels,
                 };
                 match spawn_system(system_config, deps).await {
                     Ok(system) => {

@@ -88,6 +88,45 @@ targets = ["console"]
     assert!(check(&empty).status.success());
 }
 
+/// `examples/lim.toml` uses every key lim reads; it must stay valid.
+#[test]
+fn the_example_config_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lim.toml");
+    let out = check(&example);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every top-level table and array of tables the config knows appears.
+    let text = std::fs::read_to_string(&example).unwrap();
+    for key in [
+        "listen",
+        "database_url",
+        "resolve_timeout",
+        "public_url",
+        "[auth]",
+        "[limits]",
+        "[[users]]",
+        "[[teams]]",
+        "[[schedules]]",
+        "[[schedules.rotations]]",
+        "[[schedules.overrides]]",
+        "[channels.slack]",
+        "[channels.email]",
+        "[[channels.webhooks]]",
+        "[escalation]",
+        "[[escalation.steps]]",
+        "[[escalation_policies]]",
+        "[[services]]",
+        "[[routes]]",
+        "[[api_tokens]]",
+        "[[heartbeats]]",
+    ] {
+        assert!(text.contains(key), "examples/lim.toml lacks {key}");
+    }
+}
+
 #[test]
 fn unknown_key_names_its_line() {
     assert_error_at(

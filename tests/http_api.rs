@@ -593,6 +593,7 @@ fn seed(id: u64, labels: &[(&str, &str)], created: &str, then: Then) -> Vec<Inci
             events: change.events,
             alerts: change.alerts,
             received_at: when,
+            deliveries: Vec::new(),
         }
     };
     let (mut incident, change) = Incident::open(IncidentId(id), alert, &policy, at(created));

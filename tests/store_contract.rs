@@ -1,16 +1,20 @@
 //! The `Store` contract: one suite of generic checks, run against every
 //! backend — SQLite on a temporary file, SQLite in memory and PostgreSQL on a
-//! brand-new database per test; the incident list and heartbeat checks also
-//! on the core's in-memory store, whose `IncidentQuery::matches` is the
-//! reference — plus the backend-specific checks of opening (files, folders
-//! and databases created when missing, pragmas, unknown schemes,
-//! undecodable snapshots).
+//! brand-new database per test; the incident list, heartbeat and delivery
+//! log checks also on the core's in-memory store, whose `IncidentQuery::matches`
+//! and `Delivery::record` are the reference — plus the backend-specific checks
+//! of opening (files, folders and databases created when missing, pragmas,
+//! unknown schemes, undecodable snapshots).
 
 mod support;
 
+use std::collections::BTreeSet;
+
+use incident_actors::domain::delivery::plan_deliveries;
 use incident_actors::domain::{
-    Alert, AlertStatus, Attribution, Change, EscalationPolicy, HeartbeatState, Incident,
-    IncidentId, IncidentStatus, Interface, Labels, TimelineEvent,
+    Alert, AlertStatus, AttemptOutcome, Attribution, Change, Delivery, DeliveryKey, DeliveryStatus,
+    EscalationPolicy, HeartbeatState, Incident, IncidentId, IncidentStatus, Interface, Labels,
+    NotificationEvent, Recipient, Target, TimelineEvent,
 };
 use incident_actors::memory_store::MemoryStore;
 use incident_actors::ports::{
@@ -113,6 +117,7 @@ fn committed(incident: &mut Incident, change: Change, at: i64) -> IncidentWrite 
         events: change.events,
         alerts: change.alerts,
         received_at: Timestamp(at),
+        deliveries: Vec::new(),
     }
 }
 
@@ -747,6 +752,330 @@ async fn heartbeats_survive_reopen(f: Fixture) {
     );
 }
 
+// ------------------------------------------------------- the delivery log
+
+fn hook() -> Recipient {
+    Recipient::Webhook {
+        name: "hook".into(),
+    }
+}
+
+/// A pending page of step 0 of `incident` to `to`, recorded at `at`.
+fn page_to(incident: &Incident, repeat: u32, to: Recipient, at: i64) -> Delivery {
+    let target = Target::Channel("ops".into());
+    Delivery::pending(
+        DeliveryKey::page(incident.id, 0, repeat, &target, &to),
+        incident.id,
+        NotificationEvent::Page {
+            step: 0,
+            repeat,
+            target,
+        },
+        to,
+        Timestamp(at),
+    )
+}
+
+/// `write` carrying `deliveries`.
+fn with(mut write: IncidentWrite, deliveries: Vec<Delivery>) -> IncidentWrite {
+    write.deliveries = deliveries;
+    write
+}
+
+async fn deliveries_of(store: &SharedStore, id: u64) -> Vec<Delivery> {
+    store.deliveries(IncidentId(id)).await.expect("deliveries")
+}
+
+async fn pending(store: &SharedStore) -> Vec<Delivery> {
+    store
+        .pending_deliveries()
+        .await
+        .expect("pending_deliveries")
+}
+
+fn keys(deliveries: &[Delivery]) -> Vec<&str> {
+    deliveries.iter().map(|d| d.key.0.as_str()).collect()
+}
+
+/// Deliveries committed with their incident's changes are pending, come
+/// back exactly as written, oldest first (the order of the commits, then
+/// of the batch), and `deliveries(incident)` lists that incident's only.
+async fn deliveries_written_pending_with_their_commit(f: Fixture) {
+    let store = f.store;
+    assert!(pending(&store).await.is_empty());
+    assert!(deliveries_of(&store, 1).await.is_empty());
+
+    // Incident 1 opens and its first step pages the console (planned as
+    // the incident actor plans it), plus a webhook.
+    let (mut one, open1) = open(1, "Paged", T0);
+    let change = one.fire_escalation(&policy(), Timestamp(T0));
+    let console_page = plan_deliveries(&one, &BTreeSet::new(), &change, Timestamp(T0));
+    assert_eq!(console_page.len(), 1, "{console_page:?}");
+    assert_eq!(console_page[0].recipient, Recipient::Console);
+    let hook_page = page_to(&one, 0, hook(), T0);
+    let fired = committed(&mut one, change, T0);
+    let first = [console_page[0].clone(), hook_page.clone()];
+    commit(&store, vec![open1, with(fired, first.to_vec())]).await;
+
+    // Incident 2, in a later commit.
+    let (two, open2) = open(2, "Other", T0 + 1);
+    let other = page_to(&two, 0, Recipient::Console, T0 + 1);
+    commit(&store, vec![with(open2, vec![other.clone()])]).await;
+
+    // Incident 1 acknowledged: an update to everyone it paged.
+    let paged_before = one.paged.clone();
+    let change = one
+        .acknowledge(api("alice"), &policy(), Timestamp(T0 + 2))
+        .expect("acknowledge");
+    let updates = plan_deliveries(&one, &paged_before, &change, Timestamp(T0 + 2));
+    assert_eq!(updates.len(), 1, "the console was paged: {updates:?}");
+    assert!(!updates[0].event.is_page());
+    let ack = committed(&mut one, change, T0 + 2);
+    commit(&store, vec![with(ack, updates.clone())]).await;
+
+    let all = pending(&store).await;
+    let expected = [
+        console_page[0].clone(),
+        hook_page.clone(),
+        other.clone(),
+        updates[0].clone(),
+    ];
+    assert_eq!(all, expected, "as written, oldest first");
+    assert!(all
+        .iter()
+        .all(|d| d.status == DeliveryStatus::Pending && d.attempts == 0));
+    assert_eq!(
+        deliveries_of(&store, 1).await,
+        [console_page[0].clone(), hook_page, updates[0].clone()]
+    );
+    assert_eq!(deliveries_of(&store, 2).await, [other]);
+    assert!(deliveries_of(&store, 3).await.is_empty());
+}
+
+/// A key already in the log is left as it is, whatever a later commit
+/// carries (a replayed commit never pages twice); a key given twice in one
+/// batch keeps its first row.
+async fn delivery_keys_are_inserted_once(f: Fixture) {
+    let store = f.store;
+    let (mut one, w) = open(1, "Once", T0);
+    let a = page_to(&one, 0, Recipient::Console, T0);
+    let b = page_to(&one, 0, hook(), T0);
+    commit(&store, vec![with(w, vec![a.clone(), b.clone()])]).await;
+    store
+        .record_attempt(
+            &a.key,
+            &AttemptOutcome::Failed {
+                error: "timeout".into(),
+                last: false,
+            },
+            Timestamp(T0 + 5),
+        )
+        .await
+        .expect("record_attempt");
+    store
+        .record_attempt(
+            &b.key,
+            &AttemptOutcome::Delivered {
+                external_ref: Some("ref-b".into()),
+            },
+            Timestamp(T0 + 6),
+        )
+        .await
+        .expect("record_attempt");
+    let before = deliveries_of(&store, 1).await;
+    assert_eq!(
+        before
+            .iter()
+            .map(|d| (d.status, d.attempts))
+            .collect::<Vec<_>>(),
+        [(DeliveryStatus::Pending, 1), (DeliveryStatus::Delivered, 1)]
+    );
+
+    // The same keys again, written anew (pending, later), with a new one
+    // given twice in the batch.
+    let again_a = page_to(&one, 0, Recipient::Console, T0 + 10);
+    let again_b = page_to(&one, 0, hook(), T0 + 10);
+    let c = page_to(&one, 1, Recipient::Console, T0 + 10);
+    let mut c_later = c.clone();
+    c_later.created_at = Timestamp(T0 + 11);
+    c_later.updated_at = Timestamp(T0 + 11);
+    let w = acknowledge(&mut one, T0 + 10);
+    commit(
+        &store,
+        vec![with(w, vec![again_a, c.clone(), again_b, c_later])],
+    )
+    .await;
+
+    let after = deliveries_of(&store, 1).await;
+    assert_eq!(after[..2], before[..], "rows already there are unchanged");
+    assert_eq!(
+        &after[2..],
+        std::slice::from_ref(&c),
+        "the first of a key given twice"
+    );
+    assert_eq!(
+        keys(&pending(&store).await),
+        [a.key.0.as_str(), c.key.0.as_str()]
+    );
+}
+
+/// `record_attempt` applies exactly `Delivery::record`: checked against the
+/// domain's own result after every attempt.
+async fn record_attempt_follows_the_domain(f: Fixture) {
+    let store = f.store;
+    let (incident, w) = open(1, "Attempts", T0);
+    let rows: Vec<Delivery> = [
+        Recipient::Console,
+        hook(),
+        Recipient::SlackChannel {
+            channel: "#oncall".into(),
+        },
+        Recipient::Email {
+            user: "alice".into(),
+            address: "alice@example.com".into(),
+        },
+    ]
+    .into_iter()
+    .map(|to| page_to(&incident, 0, to, T0))
+    .collect();
+    commit(&store, vec![with(w, rows.clone())]).await;
+    let mut expected = rows.clone();
+
+    let failed = |error: &str, last: bool| AttemptOutcome::Failed {
+        error: error.into(),
+        last,
+    };
+    let delivered = |r: Option<&str>| AttemptOutcome::Delivered {
+        external_ref: r.map(str::to_string),
+    };
+    // (row, outcome): failed twice then delivered, later attempts change
+    // nothing; failed for good; cancelled; delivered without a reference.
+    let attempts = [
+        (0, failed("connection reset", false)),
+        (0, failed("HTTP 503", false)),
+        (1, failed("HTTP 401", true)),
+        (0, delivered(Some("ref-1"))),
+        (2, AttemptOutcome::Cancelled),
+        (3, delivered(None)),
+        (0, failed("late duplicate", true)),
+        (0, AttemptOutcome::Cancelled),
+        (1, delivered(Some("too late"))),
+        (2, delivered(Some("too late"))),
+        (3, failed("late duplicate", false)),
+    ];
+    for (n, (row, outcome)) in attempts.iter().enumerate() {
+        let at = Timestamp(T0 + 1_000 * (n as i64 + 1));
+        store
+            .record_attempt(&rows[*row].key, outcome, at)
+            .await
+            .unwrap_or_else(|e| panic!("record_attempt {outcome:?}: {e}"));
+        expected[*row].record(outcome, at);
+        assert_eq!(
+            deliveries_of(&store, 1).await,
+            expected,
+            "after {outcome:?} on row {row}"
+        );
+        if n == 1 {
+            let d = &expected[0];
+            assert_eq!(
+                (d.status, d.attempts, d.last_error.as_deref()),
+                (DeliveryStatus::Pending, 2, Some("HTTP 503")),
+                "a failure that will be retried stays pending"
+            );
+        }
+    }
+    let by_row: Vec<_> = expected
+        .iter()
+        .map(|d| (d.status, d.attempts, d.external_ref.as_deref()))
+        .collect();
+    assert_eq!(
+        by_row,
+        [
+            (DeliveryStatus::Delivered, 3, Some("ref-1")),
+            (DeliveryStatus::Failed, 1, None),
+            (DeliveryStatus::Cancelled, 0, None),
+            (DeliveryStatus::Delivered, 1, None),
+        ]
+    );
+    assert_eq!(expected[0].last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(expected[0].updated_at, Timestamp(T0 + 4_000));
+    assert!(pending(&store).await.is_empty());
+
+    let unknown = DeliveryKey("1/page/9/9/channel:ops/console".into());
+    for outcome in [
+        delivered(None),
+        failed("x", true),
+        AttemptOutcome::Cancelled,
+    ] {
+        match store
+            .record_attempt(&unknown, &outcome, Timestamp(T0))
+            .await
+        {
+            Err(StoreError::Rejected(_)) => {}
+            other => panic!("unknown key: expected Rejected, got {other:?}"),
+        }
+    }
+    assert_eq!(deliveries_of(&store, 1).await, expected, "nothing written");
+}
+
+/// A batch the store refuses writes none of its deliveries, and does not
+/// burn their keys.
+async fn rejected_batch_writes_no_deliveries(f: Fixture) {
+    let store = f.store;
+    let (first, w) = open(1, "Dup", T0);
+    let kept = page_to(&first, 0, Recipient::Console, T0);
+    commit(&store, vec![with(w, vec![kept.clone()])]).await;
+
+    let (ok, w_ok) = open(2, "Fine", T0 + 1);
+    let (dup, w_dup) = open(3, "Dup", T0 + 2);
+    assert_eq!(dup.fingerprint, first.fingerprint);
+    let ok_page = page_to(&ok, 0, Recipient::Console, T0 + 1);
+    let dup_page = page_to(&dup, 0, Recipient::Console, T0 + 2);
+    let bad = batch(vec![
+        with(w_ok.clone(), vec![ok_page.clone()]),
+        with(w_dup, vec![dup_page]),
+    ]);
+    match store.commit(&bad).await {
+        Err(StoreError::Rejected(_)) => {}
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert_eq!(pending(&store).await, std::slice::from_ref(&kept));
+    assert!(deliveries_of(&store, 2).await.is_empty());
+    assert!(deliveries_of(&store, 3).await.is_empty());
+    assert!(matches!(
+        store
+            .record_attempt(&ok_page.key, &AttemptOutcome::Cancelled, Timestamp(T0 + 3))
+            .await,
+        Err(StoreError::Rejected(_))
+    ));
+
+    // Committed on its own, the same write and its delivery go in.
+    commit(&store, vec![with(w_ok, vec![ok_page.clone()])]).await;
+    assert_eq!(pending(&store).await, [kept, ok_page]);
+}
+
+/// Durable backends: the log, and attempts recorded on it, survive a reopen.
+async fn deliveries_survive_reopen(f: Fixture) {
+    let Fixture { store, url, _dir } = f;
+    let (one, w) = open(1, "Persist", T0);
+    let sent = page_to(&one, 0, Recipient::Console, T0);
+    let queued = page_to(&one, 0, hook(), T0);
+    commit(&store, vec![with(w, vec![sent.clone(), queued.clone()])]).await;
+    let outcome = AttemptOutcome::Delivered {
+        external_ref: Some("ref-1".into()),
+    };
+    store
+        .record_attempt(&sent.key, &outcome, Timestamp(T0 + 1))
+        .await
+        .unwrap();
+    let before = deliveries_of(&store, 1).await;
+    drop(store);
+
+    let store = open_store(&url).await.expect("reopen");
+    assert_eq!(deliveries_of(&store, 1).await, before);
+    assert_eq!(pending(&store).await, [queued]);
+}
+
 // ------------------------------------------------- the list: filters, sorts, pages
 
 /// Opens incident `id` at `at` for an alert with exactly `labels` plus a
@@ -1279,7 +1608,7 @@ contract! {
         resolved_incident_frees_its_fingerprint,
         large_batch,
     ],
-    durable: [survives_reopen, heartbeats_survive_reopen],
+    durable: [survives_reopen, heartbeats_survive_reopen, deliveries_survive_reopen],
     // The incident list, also on the core's in-memory store (the reference).
     lists: [
         list_filters,
@@ -1290,7 +1619,13 @@ contract! {
         list_pages_by_updated_when_incidents_change,
     ],
     // Also on the core's in-memory store, which the actor tests run on.
-    everywhere: [heartbeats_saved_loaded_and_upserted],
+    everywhere: [
+        heartbeats_saved_loaded_and_upserted,
+        deliveries_written_pending_with_their_commit,
+        delivery_keys_are_inserted_once,
+        record_attempt_follows_the_domain,
+        rejected_batch_writes_no_deliveries,
+    ],
 }
 
 // ------------------------------------------------- opening, per backend

@@ -5,8 +5,10 @@
 
 use crate::domain::Incident;
 
-/// The version byte written in front of every snapshot.
-pub const SNAPSHOT_FORMAT_V1: u8 = 1;
+/// The version byte written in front of every snapshot. Version 2 added
+/// `Incident::paged`; version 1 snapshots (before any release) are refused
+/// as unknown rather than misread, postcard being positional.
+pub const SNAPSHOT_FORMAT_V2: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -20,14 +22,14 @@ pub enum CodecError {
 
 pub fn encode_incident(incident: &Incident) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(256);
-    out.push(SNAPSHOT_FORMAT_V1);
+    out.push(SNAPSHOT_FORMAT_V2);
     Ok(postcard::to_extend(incident, out)?)
 }
 
 pub fn decode_incident(bytes: &[u8]) -> Result<Incident, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
-        Some((&SNAPSHOT_FORMAT_V1, rest)) => Ok(postcard::from_bytes(rest)?),
+        Some((&SNAPSHOT_FORMAT_V2, rest)) => Ok(postcard::from_bytes(rest)?),
         Some((&v, _)) => Err(CodecError::UnknownVersion(v)),
     }
 }
@@ -69,7 +71,7 @@ mod tests {
     fn round_trip() {
         let i = incident();
         let bytes = encode_incident(&i).unwrap();
-        assert_eq!(bytes[0], SNAPSHOT_FORMAT_V1);
+        assert_eq!(bytes[0], SNAPSHOT_FORMAT_V2);
         assert_eq!(decode_incident(&bytes).unwrap(), i);
     }
 
@@ -82,6 +84,6 @@ mod tests {
             Err(CodecError::UnknownVersion(99))
         ));
         assert!(matches!(decode_incident(&[]), Err(CodecError::Empty)));
-        assert!(decode_incident(&[SNAPSHOT_FORMAT_V1, 0xff, 0xff]).is_err());
+        assert!(decode_incident(&[SNAPSHOT_FORMAT_V2, 0xff, 0xff]).is_err());
     }
 }

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 
-use crate::ports::{Channel, ChannelError, Notification};
+use crate::ports::{Channel, ChannelError, Delivered, Notification};
 
 #[derive(Debug, Default, Clone)]
 pub struct ConsoleChannel;
@@ -15,21 +15,22 @@ impl Channel for ConsoleChannel {
         "console"
     }
 
-    async fn deliver(&self, n: &Notification) -> Result<(), ChannelError> {
-        let labels = serde_json::to_string(&n.labels).unwrap_or_default();
+    async fn deliver(&self, n: &Notification) -> Result<Delivered, ChannelError> {
+        let i = &n.incident;
+        let labels = serde_json::to_string(&i.labels).unwrap_or_default();
+        let event = serde_json::to_string(&n.event).unwrap_or_default();
         tracing::info!(
             target: "lim::notify",
             channel = "console",
-            incident_id = n.incident_id.0,
-            title = %n.title,
-            status = n.status.as_str(),
-            severity = n.severity.as_deref().unwrap_or(""),
-            service = %n.service,
-            step = n.step,
-            repeat = n.repeat,
+            incident_id = i.id.0,
+            title = %i.title,
+            status = i.status.as_str(),
+            severity = i.severity.as_deref().unwrap_or(""),
+            service = %i.service,
+            event = %event,
             labels = %labels,
             "notification"
         );
-        Ok(())
+        Ok(Delivered::default())
     }
 }

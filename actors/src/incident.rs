@@ -24,14 +24,17 @@ type TimerHandle = JoinHandle<Result<(), ractor::MessagingErr<IncidentMsg>>>;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::domain::delivery::plan_deliveries;
+use crate::domain::incident::service_of;
 use crate::domain::{
-    Change, Deadlines, Fingerprint, Incident, IncidentId, IncidentStatus, IngestAction,
+    Change, Deadlines, Delivery, Fingerprint, Incident, IncidentId, IncidentStatus,
+    IncidentSummary, IngestAction,
 };
 use crate::messages::{
-    CommandError, IncidentMsg, IngestError, IngestOutcome, NotifierMsg, Page, PersistenceMsg,
+    CommandError, IncidentMsg, IngestError, IngestOutcome, NotifierMsg, Outgoing, PersistenceMsg,
     RouterMsg, TimerKind,
 };
-use crate::ports::{IncidentWrite, Notification, StoreError, Touch, WriteBatch};
+use crate::ports::{IncidentWrite, StoreError, Touch, WriteBatch};
 use crate::system::{CoreContext, Names};
 use crate::time::Timestamp;
 
@@ -162,6 +165,7 @@ pub(crate) async fn commit(
     ctx: &CoreContext,
     incident: &Incident,
     change: &Change,
+    deliveries: Vec<Delivery>,
 ) -> Result<(), StoreError> {
     let persistence = Names::lookup::<PersistenceMsg>(&ctx.names.persistence())
         .ok_or_else(|| StoreError::Unavailable("the persistence actor is not running".into()))?;
@@ -171,6 +175,7 @@ pub(crate) async fn commit(
             events: change.events.clone(),
             alerts: change.alerts.clone(),
             received_at: ctx.clock.now(),
+            deliveries,
         }],
         touches: Vec::new(),
     };
@@ -202,7 +207,14 @@ async fn commit_and_apply(
         return Ok(());
     }
     next.bump_version();
-    commit(&state.ctx, &next, &change).await?;
+    let paged_before = state
+        .incident
+        .as_ref()
+        .map(|i| i.paged.clone())
+        .unwrap_or_default();
+    let now = state.ctx.clock.now();
+    let deliveries = plan_deliveries(&next, &paged_before, &change, now);
+    commit(&state.ctx, &next, &change, deliveries.clone()).await?;
     if next.status == IncidentStatus::Triggered {
         if !state.paging.load(Ordering::Acquire) {
             // Re-triggered: pages queued before the acknowledge stay dropped.
@@ -211,7 +223,7 @@ async fn commit_and_apply(
     } else {
         state.paging.store(false, Ordering::Release);
     }
-    notify(&state.ctx, &next, &change, &state.paging);
+    notify(&state.ctx, &next, deliveries, &state.paging);
     let resolved = next.status == IncidentStatus::Resolved;
     state.incident = Some(next);
     state.rearm(myself);
@@ -240,37 +252,35 @@ fn touch(state: &IncidentState, expiry_before: Option<Timestamp>) {
     }));
 }
 
-fn notify(ctx: &CoreContext, incident: &Incident, change: &Change, paging: &Arc<AtomicBool>) {
-    if change.fired.is_empty() {
+/// Hands the deliveries just committed to the notifier pool (a cast: the
+/// incident never waits on a channel). If the pool is down they stay
+/// pending in the delivery log and are sent when it restarts.
+fn notify(
+    ctx: &CoreContext,
+    incident: &Incident,
+    deliveries: Vec<Delivery>,
+    paging: &Arc<AtomicBool>,
+) {
+    if deliveries.is_empty() {
         return;
     }
     let Some(pool) = Names::lookup::<NotifierMsg>(&ctx.names.notifier()) else {
         tracing::error!(
             incident_id = incident.id.0,
-            "notifier pool not running; notifications dropped"
+            "notifier pool not running; deliveries stay pending"
         );
         return;
     };
-    for fired in &change.fired {
-        for target in &fired.targets {
-            let notification = Notification {
-                incident_id: incident.id,
-                title: incident.title.clone(),
-                status: incident.status,
-                severity: incident.severity.clone(),
-                service: incident.service.clone(),
-                labels: incident.labels.clone(),
-                step: fired.step,
-                repeat: fired.repeat,
-                target: target.clone(),
-                at: ctx.clock.now(),
-            };
-            let _ = pool.cast(NotifierMsg::Deliver(Page {
-                notification,
-                still_wanted: paging.clone(),
-            }));
-        }
-    }
+    let summary = IncidentSummary::of(incident);
+    let outgoing = deliveries
+        .into_iter()
+        .map(|delivery| Outgoing {
+            still_wanted: delivery.event.is_page().then(|| paging.clone()),
+            incident: summary.clone(),
+            delivery,
+        })
+        .collect();
+    let _ = pool.cast(NotifierMsg::Send(outgoing));
 }
 
 impl Actor for IncidentActor {
@@ -333,11 +343,12 @@ impl Actor for IncidentActor {
                 let fingerprint = alert.fingerprint();
                 let (next, action, change) = match &state.incident {
                     None => {
-                        let policy = &state.ctx.config.policy;
+                        let config = &state.ctx.config;
+                        let policy = config.policy_for_service(&service_of(&alert.labels));
                         let (mut i, mut c) = Incident::open(state.id, alert, policy, now);
                         // The first step is due at once: fire it in the
                         // creation's commit rather than in a second one.
-                        c.merge(i.fire_escalation(policy, now));
+                        c.merge(i.fire_escalation_to(policy, now, &config.directory));
                         (i, IngestAction::Created, c)
                     }
                     Some(current) => {
@@ -384,7 +395,16 @@ impl Actor for IncidentActor {
                 };
                 let mut next = current.clone();
                 let now = state.ctx.clock.now();
-                let change = command.apply(&mut next, &state.ctx.config.policy, now);
+                let config = &state.ctx.config;
+                let change = command
+                    .apply(&mut next, config.policy_named(&current.policy), now)
+                    .map(|mut change| {
+                        // Escalate-now makes the next step due at once: fire it
+                        // in the same commit.
+                        let policy = config.policy_named(&current.policy);
+                        change.merge(next.fire_escalation_to(policy, now, &config.directory));
+                        change
+                    });
                 let result = match change {
                     Err(e) => Err(CommandError::from(e)),
                     Ok(change) => commit_and_apply(&myself, state, next, change)
@@ -411,7 +431,11 @@ impl Actor for IncidentActor {
                 let mut next = current.clone();
                 let now = state.ctx.clock.now();
                 let change = match kind {
-                    TimerKind::Escalation => next.fire_escalation(&state.ctx.config.policy, now),
+                    TimerKind::Escalation => {
+                        let config = &state.ctx.config;
+                        let policy = config.policy_named(&next.policy).clone();
+                        next.fire_escalation_to(&policy, now, &config.directory)
+                    }
                     TimerKind::AckExpiry => next.expire_ack(now),
                     TimerKind::AlertExpiry => next.expire_alerts(now),
                 };

@@ -12,7 +12,8 @@ use async_trait::async_trait;
 
 use crate::codec::{decode_incident, encode_incident};
 use crate::domain::{
-    Alert, Fingerprint, HeartbeatState, Incident, IncidentId, Silence, SilenceId, TimelineEvent,
+    Alert, AttemptOutcome, Delivery, DeliveryKey, Fingerprint, HeartbeatState, Incident,
+    IncidentId, Silence, SilenceId, TimelineEvent,
 };
 use crate::ports::{IncidentQuery, Store, StoreError, StoredAlert, WriteBatch};
 use crate::time::Timestamp;
@@ -30,6 +31,9 @@ struct Tables {
     silences: BTreeMap<SilenceId, Silence>,
     silenced: BTreeMap<(SilenceId, Fingerprint), Alert>,
     heartbeats: BTreeMap<String, HeartbeatState>,
+    /// The delivery log, by key, with its insertion order.
+    deliveries: HashMap<DeliveryKey, (u64, Delivery)>,
+    delivery_seq: u64,
 }
 
 #[derive(Default)]
@@ -137,6 +141,13 @@ impl Store for MemoryStore {
                     received_at: w.received_at,
                     alert: a.clone(),
                 }));
+        }
+        for d in batch.incidents.iter().flat_map(|w| &w.deliveries) {
+            if !t.deliveries.contains_key(&d.key) {
+                t.delivery_seq += 1;
+                let seq = t.delivery_seq;
+                t.deliveries.insert(d.key.clone(), (seq, d.clone()));
+            }
         }
         for touch in &batch.touches {
             if let (Some(snapshot), Some(stored)) = (&touch.snapshot, t.incidents.get(&touch.id)) {
@@ -280,5 +291,46 @@ impl Store for MemoryStore {
         let mut t = self.tables.lock().expect("memory store lock");
         t.heartbeats.insert(name.to_string(), *state);
         Ok(())
+    }
+
+    async fn record_attempt(
+        &self,
+        key: &DeliveryKey,
+        outcome: &AttemptOutcome,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut t = self.tables.lock().expect("memory store lock");
+        match t.deliveries.get_mut(key) {
+            Some((_, d)) => {
+                d.record(outcome, at);
+                Ok(())
+            }
+            None => Err(StoreError::Rejected(format!("no delivery {key}"))),
+        }
+    }
+
+    async fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
+        self.check()?;
+        let t = self.tables.lock().expect("memory store lock");
+        let mut rows: Vec<_> = t
+            .deliveries
+            .values()
+            .filter(|(_, d)| d.status == crate::domain::DeliveryStatus::Pending)
+            .collect();
+        rows.sort_by_key(|(seq, _)| *seq);
+        Ok(rows.into_iter().map(|(_, d)| d.clone()).collect())
+    }
+
+    async fn deliveries(&self, incident: IncidentId) -> Result<Vec<Delivery>, StoreError> {
+        self.check()?;
+        let t = self.tables.lock().expect("memory store lock");
+        let mut rows: Vec<_> = t
+            .deliveries
+            .values()
+            .filter(|(_, d)| d.incident_id == incident)
+            .collect();
+        rows.sort_by_key(|(seq, _)| *seq);
+        Ok(rows.into_iter().map(|(_, d)| d.clone()).collect())
     }
 }

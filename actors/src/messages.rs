@@ -14,15 +14,18 @@ use crate::domain::{
     Alert, Attribution, Change, EscalationPolicy, Fingerprint, HeartbeatStatus, Incident,
     IncidentId, IngestAction, Silence, TransitionError,
 };
-use crate::ports::{Notification, StoreError, Touch, WriteBatch};
+use crate::domain::{Delivery, IncidentSummary};
+use crate::ports::{StoreError, Touch, WriteBatch};
 use crate::time::Timestamp;
 
 /// The answer to one ingested alert.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestOutcome {
     /// The alert's own fingerprint (its label set).
     pub fingerprint: Fingerprint,
     /// The incident it went to; `None` when a resolved alert matched no open incident.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub incident_id: Option<IncidentId>,
     pub action: IngestAction,
 }
@@ -193,21 +196,28 @@ pub enum PersistenceMsg {
     Sync(RpcReplyPort<Result<(), StoreError>>),
 }
 
-/// A notification on its way to a channel, with the incident's "still
-/// paging" flag: the incident clears it when an acknowledge or resolve is
-/// committed, so pages still queued behind a slow channel are dropped
-/// instead of paging someone about an incident already handled.
-pub struct Page {
-    pub notification: Notification,
-    pub still_wanted: Arc<AtomicBool>,
+/// A recorded delivery on its way to a channel. A page carries its
+/// incident's "still paging" flag: the incident clears it when an
+/// acknowledge or resolve is committed, so pages still queued behind a slow
+/// channel are dropped (and recorded as cancelled) instead of paging
+/// someone about an incident already handled. Updates carry none: they are
+/// always wanted.
+#[derive(Clone)]
+pub struct Outgoing {
+    pub delivery: Delivery,
+    pub incident: IncidentSummary,
+    pub still_wanted: Option<Arc<AtomicBool>>,
 }
 
-impl Page {
+impl Outgoing {
     pub fn is_wanted(&self) -> bool {
-        self.still_wanted.load(Ordering::Acquire)
+        self.still_wanted
+            .as_ref()
+            .is_none_or(|w| w.load(Ordering::Acquire))
     }
 }
 
 pub enum NotifierMsg {
-    Deliver(Page),
+    /// Deliveries already recorded pending in the delivery log.
+    Send(Vec<Outgoing>),
 }

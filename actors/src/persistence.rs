@@ -264,6 +264,7 @@ mod tests {
                 events: change.events,
                 alerts: change.alerts,
                 received_at: Timestamp(0),
+                deliveries: Vec::new(),
             }],
             touches: Vec::new(),
         }

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::CodecError;
 use crate::domain::{
-    Alert, Fingerprint, HeartbeatState, Incident, IncidentId, IncidentStatus, Labels, Silence,
-    SilenceId, Target, TimelineEvent,
+    Alert, AttemptOutcome, Delivery, DeliveryKey, Fingerprint, HeartbeatState, Incident,
+    IncidentId, IncidentStatus, Silence, SilenceId, TimelineEvent,
 };
 use crate::time::Timestamp;
 
@@ -36,6 +36,9 @@ pub struct IncidentWrite {
     /// Alerts received that changed state, recorded as rows.
     pub alerts: Vec<Alert>,
     pub received_at: Timestamp,
+    /// Deliveries this change causes, written pending in the same
+    /// transaction (a key already in the log is left as it is).
+    pub deliveries: Vec<Delivery>,
 }
 
 /// Repeats seen since the last commit, written with a later batch rather
@@ -336,6 +339,7 @@ impl IncidentQuery {
 
 /// An alert row as stored: what was received, for which incident, when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredAlert {
     pub incident_id: IncidentId,
     pub fingerprint: Fingerprint,
@@ -392,34 +396,85 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces the state of heartbeat monitor `name`, durably
     /// (committed when this returns `Ok`).
     async fn save_heartbeat(&self, name: &str, state: &HeartbeatState) -> Result<(), StoreError>;
+    /// Records one delivery attempt's outcome on its row of the delivery
+    /// log (attempts + 1, status, error, external reference). A key that
+    /// is not in the log is an error (`Rejected`).
+    async fn record_attempt(
+        &self,
+        key: &DeliveryKey,
+        outcome: &AttemptOutcome,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Every delivery still pending, oldest first: what a restart sends again.
+    async fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError>;
+    /// An incident's deliveries, oldest first (the timeline shows them;
+    /// updates find the page they follow up).
+    async fn deliveries(&self, incident: IncidentId) -> Result<Vec<Delivery>, StoreError>;
 }
 
 pub type SharedStore = Arc<dyn Store>;
 
-/// What a channel is asked to deliver: one escalation step to one target.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Notification {
-    pub incident_id: IncidentId,
-    pub title: String,
-    pub status: IncidentStatus,
-    pub severity: Option<String>,
-    pub service: String,
-    pub labels: Labels,
-    pub step: usize,
-    pub repeat: u32,
-    pub target: Target,
-    pub at: Timestamp,
+pub use crate::domain::delivery::Notification;
+
+/// A channel's send rate: `per_second` on average, bursts of `burst`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            per_second: 100.0,
+            burst: 100,
+        }
+    }
+}
+
+/// What a channel reports of a successful delivery.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The channel's reference of what it sent (Slack `channel:ts`, an
+    /// email's `Message-ID`), stored so later updates land on it.
+    pub external_ref: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
+    /// Failed in a way that may pass: timeouts, resets, 5xx. Retried.
     #[error("channel {channel} failed: {message}")]
     Failed { channel: String, message: String },
+    /// Refused for good (bad credentials, unknown recipient, a 4xx that
+    /// will not change): not retried.
+    #[error("channel {channel} refused the delivery: {message}")]
+    Refused { channel: String, message: String },
+    /// The far end asked us to slow down (HTTP 429 with `Retry-After`).
+    #[error("channel {channel} is rate limited; retry in {retry_after:?}")]
+    RateLimited {
+        channel: String,
+        retry_after: std::time::Duration,
+    },
 }
 
-/// A notification transport (console now; email, webhook and Slack later).
+impl ChannelError {
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ChannelError::Refused { .. })
+    }
+}
+
+/// A notification transport: the console, email, a webhook, Slack. The
+/// notifier pool runs one worker per transport ([`Channel::name`] matches
+/// [`crate::domain::Recipient::transport`]).
 #[async_trait]
 pub trait Channel: Send + Sync + 'static {
     fn name(&self) -> &str;
-    async fn deliver(&self, notification: &Notification) -> Result<(), ChannelError>;
+    /// How fast lim may send through this channel (the far end's limits).
+    fn rate_limit(&self) -> RateLimit {
+        RateLimit::default()
+    }
+    /// Delivers one notification (a page, or an update of an earlier page
+    /// when `notification.thread` is set). One attempt; the pool retries.
+    async fn deliver(&self, notification: &Notification) -> Result<Delivered, ChannelError>;
 }

@@ -132,7 +132,7 @@ async fn command_on_closed(
     }
     let change = command.apply(&mut incident, &ctx.config.policy, ctx.clock.now())?;
     incident.bump_version();
-    commit(ctx, &incident, &change).await?;
+    commit(ctx, &incident, &change, Vec::new()).await?;
     Ok(incident)
 }
 

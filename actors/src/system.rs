@@ -3,6 +3,7 @@
 //! incident, and then the heartbeat monitors) and returns the `System`
 //! handle the server talks to.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,8 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::watch;
 
 use crate::domain::{
-    Alert, Attribution, EscalationPolicy, Fingerprint, HeartbeatMonitor, HeartbeatStatus, Incident,
-    IncidentId, MatcherError, RestartPolicy, Silence, SilenceId,
+    Alert, Attribution, Directory, EscalationPolicy, Fingerprint, HeartbeatMonitor,
+    HeartbeatStatus, Incident, IncidentId, MatcherError, RestartPolicy, Silence, SilenceId,
 };
 use crate::messages::{
     CommandError, CommandReply, HeartbeatError, HeartbeatMsg, IncidentCommand, IncidentMsg,
@@ -37,6 +38,33 @@ pub struct SystemConfig {
     pub call_timeout: Duration,
     /// Heartbeat monitors (dead man's switches), one actor each.
     pub heartbeats: Vec<HeartbeatMonitor>,
+    /// Named escalation policies besides `policy` (the default).
+    pub policies: BTreeMap<String, EscalationPolicy>,
+    /// Which policy each service follows (by name); others follow `policy`.
+    pub service_policies: BTreeMap<String, String>,
+    /// Users, teams, schedules and channels that policy targets name.
+    pub directory: Directory,
+    /// Retries and concurrency of the channel workers.
+    pub notifier: crate::notifier::NotifierSettings,
+    /// lim's public base URL (`https://lim.example.com`), for links in
+    /// notifications; none when unset.
+    pub public_url: Option<String>,
+}
+
+impl SystemConfig {
+    /// The policy named `name`: the default policy for its own name and
+    /// for names no longer configured (a snapshot outliving a config change).
+    pub fn policy_named(&self, name: &str) -> &EscalationPolicy {
+        self.policies.get(name).unwrap_or(&self.policy)
+    }
+
+    /// The policy a new incident of `service` follows.
+    pub fn policy_for_service(&self, service: &str) -> &EscalationPolicy {
+        match self.service_policies.get(service) {
+            Some(name) => self.policy_named(name),
+            None => &self.policy,
+        }
+    }
 }
 
 impl Default for SystemConfig {
@@ -48,6 +76,11 @@ impl Default for SystemConfig {
             touch_flush_interval: Duration::from_secs(1),
             call_timeout: Duration::from_secs(10),
             heartbeats: Vec::new(),
+            policies: BTreeMap::new(),
+            service_policies: BTreeMap::new(),
+            directory: Directory::default(),
+            public_url: None,
+            notifier: crate::notifier::NotifierSettings::default(),
         }
     }
 }

@@ -91,6 +91,27 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// The OpenAPI schema of what serde writes in JSON: an RFC 3339 string (the
+/// integer form is postcard's only).
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Timestamp {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some(
+                "An instant, RFC 3339. lim writes UTC with milliseconds; \
+                 any offset is accepted on input.",
+            ))
+            .examples(["2024-01-02T03:04:05.678Z"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Timestamp {}
+
 /// Where the core reads "now" from.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;

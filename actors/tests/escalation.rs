@@ -116,7 +116,7 @@ async fn steps_follow_their_delays_and_repeat_count() {
         .lock()
         .unwrap()
         .iter()
-        .map(|(_, n)| (n.step, n.repeat))
+        .map(|(_, n)| step_of(n))
         .collect();
     assert_eq!(steps, vec![(0, 0), (1, 0), (0, 1), (1, 1)]);
     h.system.shutdown().await;
@@ -155,8 +155,16 @@ async fn pages_queued_behind_a_slow_channel_are_dropped_after_an_acknowledge() {
         latency: Duration::from_secs(60),
         ..RecordingChannel::default()
     };
+    // One send at a time, so B's page queues behind A's.
+    let config = SystemConfig {
+        notifier: incident_actors::notifier::NotifierSettings {
+            max_in_flight: 1,
+            ..Default::default()
+        },
+        ..SystemConfig::default()
+    };
     let h = start_with_channel(
-        SystemConfig::default(),
+        config,
         std::sync::Arc::new(incident_actors::memory_store::MemoryStore::new()),
         TestClock::new(),
         slow,
@@ -188,7 +196,7 @@ async fn pages_queued_behind_a_slow_channel_are_dropped_after_an_acknowledge() {
         .lock()
         .unwrap()
         .iter()
-        .map(|(_, n)| n.incident_id)
+        .map(|(_, n)| n.incident.id)
         .collect();
     assert_eq!(
         paged,

@@ -453,6 +453,25 @@ impl Store for CommitsFail {
     async fn save_heartbeat(&self, name: &str, state: &HeartbeatState) -> Result<(), StoreError> {
         self.inner.save_heartbeat(name, state).await
     }
+    async fn record_attempt(
+        &self,
+        key: &incident_actors::domain::DeliveryKey,
+        outcome: &incident_actors::domain::AttemptOutcome,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.record_attempt(key, outcome, at).await
+    }
+    async fn pending_deliveries(
+        &self,
+    ) -> Result<Vec<incident_actors::domain::Delivery>, StoreError> {
+        self.inner.pending_deliveries().await
+    }
+    async fn deliveries(
+        &self,
+        id: IncidentId,
+    ) -> Result<Vec<incident_actors::domain::Delivery>, StoreError> {
+        self.inner.deliveries(id).await
+    }
 }
 
 #[tokio::test(start_paused = true)]

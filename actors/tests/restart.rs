@@ -42,7 +42,7 @@ async fn restart_brings_back_incidents_and_their_timers() {
         vec![5],
         "the re-armed timer of A fired on time; B stays acknowledged"
     );
-    assert_eq!(h2.channel.delivered.lock().unwrap()[0].1.incident_id, id);
+    assert_eq!(h2.channel.delivered.lock().unwrap()[0].1.incident.id, id);
 
     // The same alert joins the same incident after the restart.
     let again = h2

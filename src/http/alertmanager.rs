@@ -47,9 +47,12 @@ use incident_actors::messages::IngestOutcome;
 use incident_actors::time::{Clock, SystemClock, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::alerts::ingest_all;
 use super::auth::IngestService;
+use super::error::ErrorBody;
+use super::openapi::{BodyErrors, KeyErrors, Unavailable};
 use super::{ApiError, ApiJson, AppState, Ready};
 
 pub const SOURCE: &str = "alertmanager";
@@ -113,16 +116,72 @@ struct Group {
 }
 
 /// The alert fields mapped onto [`Alert`].
-#[derive(Debug, Deserialize)]
-struct WebhookAlert {
+///
+/// In the document: one alert of a webhook notification. Every other field
+/// (`generatorURL`, `fingerprint`, Grafana's `silenceURL`, `dashboardURL`,
+/// `values`, …) is kept verbatim in the alert's `extra`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(
+    as = AlertmanagerAlert,
+    description = "One alert of a webhook notification. Every other field (`generatorURL`, \
+        `fingerprint`, Grafana's `silenceURL`, `dashboardURL`, `values`, …) is kept verbatim \
+        in the alert's `extra`."
+)]
+pub struct WebhookAlert {
+    /// Overridden by the group's `status` when that is `resolved`.
     status: AlertStatus,
+    /// Not empty, no empty names.
+    #[schema(value_type = BTreeMap<String, String>)]
     labels: Labels,
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
     annotations: Labels,
+    /// Absent or Go's zero time (`0001-01-01T00:00:00Z`): now.
     #[serde(default, rename = "startsAt")]
     starts_at: Option<Timestamp>,
+    /// Read for resolved alerts only (absent or zero: now).
     #[serde(default, rename = "endsAt")]
     ends_at: Option<Timestamp>,
+}
+
+/// Documents the accepted body of `POST /v1/integrations/alertmanager`:
+/// [`parse_webhook`] reads it by hand from a `serde_json::Value` (to keep
+/// the fields it does not know), so this type only describes it.
+///
+/// One notification of one Alertmanager group (webhook message version 4),
+/// or Grafana's (the same plus `orgId`, `title`, `state`, `message`). Fields
+/// not listed are kept in every alert's `extra`.
+#[derive(ToSchema)]
+#[schema(
+    as = AlertmanagerWebhook,
+    description = "One notification of one Alertmanager group (webhook message version 4), or \
+        Grafana's (the same plus `orgId`, `title`, `state`, `message`): the group is one \
+        incident. Top-level fields other than those listed are kept in every alert's `extra`, \
+        except Grafana's `title` and `message`."
+)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookBody {
+    /// `4` from Alertmanager, `1` from Grafana; not checked.
+    pub version: Option<String>,
+    /// The group: every alert of it joins one incident. Not empty.
+    #[schema(min_length = 1)]
+    pub group_key: String,
+    /// `resolved` resolves every alert of the group.
+    pub status: AlertStatus,
+    /// Kept in `extra`.
+    pub receiver: Option<String>,
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub group_labels: Option<Labels>,
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub common_labels: Option<Labels>,
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub common_annotations: Option<Labels>,
+    /// Kept in `extra`.
+    #[serde(rename = "externalURL")]
+    pub external_url: Option<String>,
+    pub alerts: Vec<WebhookAlert>,
+    /// Alerts Alertmanager left out over `max_alerts` (logged).
+    pub truncated_alerts: Option<u64>,
 }
 
 /// What every alert of one notification shares.
@@ -142,12 +201,36 @@ pub struct Notification {
     pub truncated_alerts: u64,
 }
 
-#[derive(Debug, Serialize)]
+/// `{"status":"ok"}` with the outcome of every alert, in input order.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookResponse {
+    /// Always `ok`.
+    #[schema(value_type = String, example = "ok")]
     pub status: &'static str,
     pub results: Vec<IngestOutcome>,
 }
 
+/// Alertmanager's (and Grafana's) webhook
+///
+/// One notification of one alert group: the group is one incident (its
+/// `groupKey` is every alert's dedup key), each alert keeping its own
+/// labels. Answers once every alert's effect is committed.
+#[utoipa::path(
+    post,
+    path = "/v1/integrations/alertmanager",
+    operation_id = "ingest_alertmanager_webhook",
+    tag = "ingest",
+    request_body = WebhookBody,
+    responses(
+        (status = 200, description = "Every alert's effect is committed", body = WebhookResponse),
+        (status = 400, description = "`invalid_json`, or `invalid_body` naming the field \
+            (also an alert over a size limit); nothing was ingested", body = ErrorBody),
+        KeyErrors,
+        BodyErrors,
+        Unavailable,
+    ),
+    security(("integration_key" = [])),
+)]
 pub async fn post_webhook(
     service: IngestService,
     Ready(system): Ready,

@@ -20,39 +20,102 @@ use incident_actors::System;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::task::JoinSet;
+use utoipa::ToSchema;
 
 use super::auth::IngestService;
+use super::error::ErrorBody;
+use super::openapi::{BodyErrors, KeyErrors, Unavailable};
 use super::{ApiError, ApiJson, AppState, Ready};
 
 /// The `source` of alerts received here.
 pub const SOURCE: &str = "native";
 
 /// One alert as a sender writes it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"labels": {"alertname": "HighLatency", "model": "gpt-4o"},
+    "annotations": {"summary": "p99 latency over 2s"}}))]
 pub struct NativeAlert {
+    /// The alert's identity; not empty, no empty names.
+    #[schema(value_type = BTreeMap<String, String>)]
     pub labels: Labels,
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
     pub annotations: Labels,
+    /// `firing` unless given.
     #[serde(default = "firing")]
+    #[schema(default = "firing")]
     pub status: AlertStatus,
+    /// Now unless given; `startsAt` is accepted too.
     #[serde(default, alias = "startsAt")]
     pub starts_at: Option<Timestamp>,
+    /// When a firing alert resolves by itself without a re-send; `endsAt`
+    /// is accepted too.
     #[serde(default, alias = "endsAt")]
     pub ends_at: Option<Timestamp>,
+    /// When given (not empty), it rather than the labels decides the
+    /// incident the alert joins.
     #[serde(default)]
     pub dedup_key: Option<String>,
+}
+
+/// Documents the accepted body of `POST /v1/alerts`, which
+/// [`parse_alert_request`] reads by hand from a `serde_json::Value` (so its
+/// errors name the alert's index): one alert, or a batch. Not used to parse.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[schema(
+    description = "One alert, or `{\"alerts\":[…]}` with at least one (a bare \
+    array is not accepted)"
+)]
+pub enum NativeAlertRequest {
+    One(NativeAlert),
+    Batch(NativeAlertBatch),
+}
+
+/// Several alerts at once (documentation only, like [`NativeAlertRequest`]).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(description = "Several alerts; nothing may stand next to `alerts`")]
+pub struct NativeAlertBatch {
+    /// At least one.
+    #[schema(min_items = 1)]
+    pub alerts: Vec<NativeAlert>,
 }
 
 fn firing() -> AlertStatus {
     AlertStatus::Firing
 }
 
-#[derive(Debug, Serialize)]
+/// The outcome of every alert, in input order.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct IngestResponse {
     pub results: Vec<IngestOutcome>,
 }
 
+/// Ingest alerts (lim's own format)
+///
+/// One alert object or `{"alerts":[…]}`. The whole request is checked
+/// first (a bad one stores nothing); the answer comes once every alert's
+/// effect is committed, with one result per alert in input order.
+#[utoipa::path(
+    post,
+    path = "/v1/alerts",
+    operation_id = "ingest_alerts",
+    tag = "ingest",
+    request_body = NativeAlertRequest,
+    responses(
+        (status = 202, description = "Every alert's effect is committed", body = IngestResponse,
+            example = json!({"results": [{"fingerprint": "04269496f970fd8a", "incident_id": 7,
+                "action": "created"}]})),
+        (status = 400, description = "`invalid_json`, or `invalid_body` naming the alert and \
+            the field (also an alert over a size limit); nothing was ingested", body = ErrorBody),
+        KeyErrors,
+        BodyErrors,
+        Unavailable,
+    ),
+    security(("integration_key" = [])),
+)]
 pub async fn post_alerts(
     service: IngestService,
     Ready(system): Ready,

@@ -21,8 +21,11 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use incident_actors::domain::Alert;
 
+use std::sync::Arc;
+
 use super::{ApiError, AppState};
 use crate::auth::{Access, Scope, Service};
+use crate::config::Route;
 
 /// The bearer credential of a request, if any.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -34,16 +37,37 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|c| !c.is_empty())
 }
 
-/// The service an ingest request authenticated as; `None` when ingest is
-/// open (no key configured anywhere).
-pub struct IngestService(pub Option<Service>);
+/// The service an ingest request authenticated as (`None` when ingest is
+/// open: no key configured anywhere), and the routing rules that pick a
+/// service for alerts no key decided.
+pub struct IngestService {
+    pub service: Option<Service>,
+    pub routes: Arc<Vec<Route>>,
+}
 
 impl IngestService {
-    /// Puts the service on the alerts: `service=<name>` and the service's
-    /// labels where the alert has none of that name.
+    /// Puts the service on the alerts: the key's service (`service=<name>`
+    /// and its labels where the alert has none of that name); without a
+    /// key, the first route whose matchers all match sets `service`; with
+    /// no route matching, the alert keeps its own `service` label (else it
+    /// is in `default`).
     pub fn stamp(&self, alerts: &mut [Alert]) {
-        if let Some(service) = &self.0 {
-            stamp(service, alerts);
+        match &self.service {
+            Some(service) => stamp(service, alerts),
+            None => route(&self.routes, alerts),
+        }
+    }
+}
+
+fn route(routes: &[Route], alerts: &mut [Alert]) {
+    for alert in alerts {
+        let matched = routes
+            .iter()
+            .find(|r| r.matchers.iter().all(|m| m.matches(&alert.labels)));
+        if let Some(r) = matched {
+            alert
+                .labels
+                .insert("service".to_string(), r.service.clone());
         }
     }
 }
@@ -60,9 +84,9 @@ fn stamp(service: &Service, alerts: &mut [Alert]) {
 }
 
 /// Resolves an integration key presented by an ingest request.
-pub fn service_for_key(access: &Access, key: Option<&str>) -> Result<IngestService, ApiError> {
+pub fn service_for_key(access: &Access, key: Option<&str>) -> Result<Option<Service>, ApiError> {
     if access.ingest_is_open() {
-        return Ok(IngestService(None));
+        return Ok(None);
     }
     let Some(key) = key else {
         return Err(ApiError::Unauthorized(
@@ -70,7 +94,7 @@ pub fn service_for_key(access: &Access, key: Option<&str>) -> Result<IngestServi
         ));
     };
     match access.service_for_key(key) {
-        Some(service) => Ok(IngestService(Some(service.clone()))),
+        Some(service) => Ok(Some(service.clone())),
         None => Err(ApiError::Unauthorized(
             "the integration key is not valid".into(),
         )),
@@ -79,11 +103,15 @@ pub fn service_for_key(access: &Access, key: Option<&str>) -> Result<IngestServi
 
 /// PagerDuty Events v2 authenticate with `routing_key` in the body.
 pub fn service_for_routing_key(state: &AppState, key: &str) -> Result<IngestService, ApiError> {
-    service_for_key(state.access(), Some(key)).map_err(|e| match e {
+    let service = service_for_key(state.access(), Some(key)).map_err(|e| match e {
         ApiError::Unauthorized(_) => {
             ApiError::Unauthorized("the routing_key is not a valid integration key".into())
         }
         other => other,
+    })?;
+    Ok(IngestService {
+        service,
+        routes: state.routes(),
     })
 }
 
@@ -91,7 +119,10 @@ impl FromRequestParts<AppState> for IngestService {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        service_for_key(state.access(), bearer(&parts.headers))
+        Ok(IngestService {
+            service: service_for_key(state.access(), bearer(&parts.headers))?,
+            routes: state.routes(),
+        })
     }
 }
 
@@ -205,7 +236,11 @@ mod tests {
             dedup_key: None,
             extra: None,
         };
-        IngestService(Some(service)).stamp(std::slice::from_mut(&mut alert));
+        let ingest = IngestService {
+            service: Some(service),
+            routes: Arc::default(),
+        };
+        ingest.stamp(std::slice::from_mut(&mut alert));
         assert_eq!(
             alert.labels["service"], "llm",
             "the key decides the service"

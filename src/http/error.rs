@@ -11,7 +11,40 @@ use axum::Json;
 use incident_actors::domain::TransitionError;
 use incident_actors::messages::{CommandError, IngestError};
 use incident_actors::ports::StoreError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error answer: `{"error":{"code","message"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "not_found", "message": "incident 42 not found"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `invalid_json`, `invalid_body`,
+    /// `invalid_parameter`, `unsupported_media_type`, `payload_too_large`,
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `method_not_allowed`, `conflict`, `not_ready`, `unavailable`,
+    /// `overloaded` or `internal`.
+    #[schema(value_type = String, example = "not_found")]
+    pub code: &'static str,
+    /// For people: what is wrong, naming the field or parameter.
+    pub message: String,
+}
+
+impl From<&ApiError> for ErrorBody {
+    fn from(e: &ApiError) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: e.code(),
+                message: e.to_string(),
+            },
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -113,7 +146,7 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Unavailable(_) | ApiError::Internal(_)) {
             tracing::warn!(code = self.code(), error = %self, "request failed");
         }
-        let body = Json(json!({"error": {"code": self.code(), "message": self.to_string()}}));
+        let body = Json(ErrorBody::from(&self));
         let mut response = (status, body).into_response();
         if matches!(self, ApiError::Unauthorized(_)) {
             response
@@ -187,6 +220,15 @@ mod tests {
                 "db down".into()
             ))),
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[test]
+    fn the_body_is_error_code_message() {
+        let body = ErrorBody::from(&ApiError::NotFound("incident 4 not found".into()));
+        assert_eq!(
+            serde_json::to_value(body).unwrap(),
+            serde_json::json!({"error": {"code": "not_found", "message": "incident 4 not found"}})
         );
     }
 

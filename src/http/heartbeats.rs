@@ -17,9 +17,12 @@ use axum::http::request::Parts;
 use axum::Json;
 use incident_actors::{HeartbeatError, HeartbeatStatus};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::{service_for_key, CanRead};
+use super::error::ErrorBody;
 use super::incidents::{id_segment, IdSegment};
+use super::openapi::{TokenErrors, Unavailable};
 use super::{ApiError, AppState, Ready};
 
 impl From<HeartbeatError> for ApiError {
@@ -45,6 +48,28 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PingKey {
     }
 }
 
+/// Ping a heartbeat
+///
+/// The monitored job says it is alive: the monitor's next deadline is
+/// committed, and an open `HeartbeatMissed` incident is resolved. Needs an
+/// integration key of the monitor's service.
+#[utoipa::path(
+    post,
+    path = "/v1/heartbeats/{name}",
+    operation_id = "ping_heartbeat",
+    tag = "heartbeats",
+    params(("name" = String, Path, description = "The monitor's name")),
+    responses(
+        (status = 200, description = "The monitor, with its new deadline", body = HeartbeatStatus),
+        (status = 400, description = "`invalid_parameter`: the name cannot be decoded",
+            body = ErrorBody),
+        (status = 401, description = "`unauthorized`: no integration key, not a valid one, \
+            or one of another service than the monitor's", body = ErrorBody),
+        (status = 404, description = "`not_found`: no monitor of that name", body = ErrorBody),
+        Unavailable,
+    ),
+    security(("integration_key" = [])),
+)]
 pub async fn ping(
     PingKey(key): PingKey,
     State(state): State<AppState>,
@@ -53,7 +78,7 @@ pub async fn ping(
 ) -> Result<Json<HeartbeatStatus>, ApiError> {
     let name = id_segment(name)?;
     // The key first: strangers learn nothing, not even which names exist.
-    let service = service_for_key(state.access(), key.as_deref())?.0;
+    let service = service_for_key(state.access(), key.as_deref())?;
     let monitor = system
         .config()
         .heartbeats
@@ -73,17 +98,50 @@ pub async fn ping(
     Ok(Json(system.ping_heartbeat(&name).await?))
 }
 
-#[derive(Debug, Serialize)]
+/// Every heartbeat monitor.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HeartbeatList {
     pub heartbeats: Vec<HeartbeatStatus>,
 }
 
+/// List heartbeat monitors
+///
+/// Every monitor with its status (`up`, `missed`, `waiting`).
+#[utoipa::path(
+    get,
+    path = "/v1/heartbeats",
+    operation_id = "list_heartbeats",
+    tag = "heartbeats",
+    responses(
+        (status = 200, description = "Every monitor", body = HeartbeatList),
+        TokenErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn list(_: CanRead, Ready(system): Ready) -> Json<HeartbeatList> {
     Json(HeartbeatList {
         heartbeats: system.heartbeats().await,
     })
 }
 
+/// Read a heartbeat monitor
+#[utoipa::path(
+    get,
+    path = "/v1/heartbeats/{name}",
+    operation_id = "get_heartbeat",
+    tag = "heartbeats",
+    params(("name" = String, Path, description = "The monitor's name")),
+    responses(
+        (status = 200, description = "The monitor", body = HeartbeatStatus),
+        (status = 400, description = "`invalid_parameter`: the name cannot be decoded",
+            body = ErrorBody),
+        (status = 404, description = "`not_found`: no monitor of that name", body = ErrorBody),
+        TokenErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn get(
     _: CanRead,
     Ready(system): Ready,

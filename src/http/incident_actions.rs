@@ -12,13 +12,17 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::Json;
-use incident_actors::domain::{IncidentId, TimelineEvent};
+use incident_actors::domain::IncidentId;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::{CanRead, CanWrite};
+use super::error::ErrorBody;
 use super::incidents::{
-    command_answer, id_segment, parse_command, CommandBody, IdSegment, IncidentView,
+    command_answer, id_segment, parse_command, CommandBody, CommandParams, IdSegment, IncidentView,
 };
+use super::openapi::{BodyErrors, TokenErrors, Unavailable};
+use super::timeline::{merge, TimelineEntry};
 use super::via::Via;
 use super::{ApiError, OptionalJson, Ready};
 
@@ -27,25 +31,37 @@ pub const MAX_SNOOZE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Longest note, in characters.
 pub const MAX_NOTE_CHARS: usize = 10_000;
 
-#[derive(Debug, Default, Deserialize)]
+/// How long to snooze, and who does.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnoozeBody {
+    /// Required: a duration from 1s to 7d, such as `30m` or `4h`.
     #[serde(rename = "for")]
+    #[schema(required = true, value_type = String, example = "30m")]
     pub duration: Option<String>,
+    /// Who snoozes (default `api`; not blank). With API tokens, the
+    /// token's user whatever is given.
     pub by: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// A note, and who writes it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteBody {
+    /// Required: not blank (trimmed), at most 10 000 characters.
+    #[schema(required = true, value_type = String, example = "rolled back the deploy")]
     pub text: Option<String>,
+    /// Who writes it (default `api`; not blank). With API tokens, the
+    /// token's user whatever is given.
     pub by: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// An incident's timeline, oldest event first.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TimelineAnswer {
     pub incident_id: IncidentId,
-    pub timeline: Vec<TimelineEvent>,
+    /// Events and deliveries, oldest first.
+    pub timeline: Vec<TimelineEntry>,
 }
 
 /// `{"for":"30m"}`: a positive humantime duration of at most a week.
@@ -82,6 +98,29 @@ pub fn parse_note(body: Option<NoteBody>) -> Result<(String, Option<String>), Ap
     Ok((text.to_string(), body.by))
 }
 
+/// Snooze an incident
+///
+/// Acknowledged until then, then triggered again with its escalation
+/// restarted.
+#[utoipa::path(
+    post,
+    path = "/v1/incidents/{id}/snooze",
+    operation_id = "snooze_incident",
+    tag = "incidents",
+    params(CommandParams),
+    request_body = SnoozeBody,
+    responses(
+        (status = 200, description = "The incident, snoozed", body = IncidentView),
+        (status = 400, description = "`invalid_parameter` (the id), or `invalid_json` / \
+            `invalid_body` (the body)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such incident", body = ErrorBody),
+        (status = 409, description = "`conflict`: the incident is resolved", body = ErrorBody),
+        TokenErrors,
+        BodyErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn snooze(
     CanWrite(caller): CanWrite,
     Ready(system): Ready,
@@ -95,6 +134,29 @@ pub async fn snooze(
     command_answer(&system, id, result).await
 }
 
+/// Escalate an incident now
+///
+/// The next escalation step fires now; an acknowledged incident is
+/// triggered again.
+#[utoipa::path(
+    post,
+    path = "/v1/incidents/{id}/escalate",
+    operation_id = "escalate_incident",
+    tag = "incidents",
+    params(CommandParams),
+    request_body(content = ref("#/components/schemas/CommandBody"), description = "Optional: who escalates"),
+    responses(
+        (status = 200, description = "The incident, escalated", body = IncidentView),
+        (status = 400, description = "`invalid_parameter` (the id), or `invalid_json` / \
+            `invalid_body` (the body)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such incident", body = ErrorBody),
+        (status = 409, description = "`conflict`: the incident is resolved", body = ErrorBody),
+        TokenErrors,
+        BodyErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn escalate(
     CanWrite(caller): CanWrite,
     Ready(system): Ready,
@@ -108,6 +170,27 @@ pub async fn escalate(
     command_answer(&system, id, result).await
 }
 
+/// Add a note to an incident
+///
+/// Resolved incidents take notes too.
+#[utoipa::path(
+    post,
+    path = "/v1/incidents/{id}/notes",
+    operation_id = "add_incident_note",
+    tag = "incidents",
+    params(CommandParams),
+    request_body = NoteBody,
+    responses(
+        (status = 201, description = "The note is committed; the incident", body = IncidentView),
+        (status = 400, description = "`invalid_parameter` (the id), or `invalid_json` / \
+            `invalid_body` (the body)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such incident", body = ErrorBody),
+        TokenErrors,
+        BodyErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn add_note(
     CanWrite(caller): CanWrite,
     Ready(system): Ready,
@@ -122,6 +205,23 @@ pub async fn add_note(
     Ok((StatusCode::CREATED, view))
 }
 
+/// Read an incident's timeline
+#[utoipa::path(
+    get,
+    path = "/v1/incidents/{id}/timeline",
+    operation_id = "get_incident_timeline",
+    tag = "incidents",
+    params(("id" = u64, Path, description = "The incident's id, a positive integer", minimum = 1)),
+    responses(
+        (status = 200, description = "The timeline", body = TimelineAnswer),
+        (status = 400, description = "`invalid_parameter`: not a positive integer",
+            body = ErrorBody),
+        (status = 404, description = "`not_found`: no such incident", body = ErrorBody),
+        TokenErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn timeline(
     _: CanRead,
     Ready(system): Ready,
@@ -131,7 +231,9 @@ pub async fn timeline(
     if system.store().get_incident(id).await?.is_none() {
         return Err(ApiError::NotFound(format!("incident {id} not found")));
     }
-    let timeline = system.store().timeline(id).await?;
+    let events = system.store().timeline(id).await?;
+    let deliveries = system.store().deliveries(id).await?;
+    let timeline = merge(events, &deliveries);
     Ok(Json(TimelineAnswer {
         incident_id: id,
         timeline,

@@ -10,15 +10,22 @@ use axum::extract::{Path, Query};
 use axum::Json;
 use incident_actors::domain::{
     Attribution, EscalationState, Fingerprint, Incident, IncidentId, IncidentStatus, Interface,
-    Labels, TimelineEvent,
+    Labels,
 };
 use incident_actors::messages::CommandError;
 use incident_actors::ports::{Cursor, IncidentQuery, IncidentSort, StatusFilter, StoredAlert};
 use incident_actors::time::Timestamp;
 use incident_actors::System;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::Required;
+use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{CanRead, CanWrite};
+use super::error::ErrorBody;
+use super::openapi::{BodyErrors, TokenErrors, Unavailable};
+use super::timeline::TimelineEntry;
 use super::via::Via;
 use super::{ApiError, OptionalJson, Ready};
 
@@ -28,25 +35,43 @@ pub const MAX_LIMIT: u32 = 1000;
 pub const DEFAULT_ACTOR: &str = "api";
 
 /// An incident as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct IncidentView {
     pub id: IncidentId,
+    /// The first alert's `summary` annotation, else its `alertname`, else
+    /// its fingerprint.
     pub title: String,
     pub status: IncidentStatus,
+    /// The first alert's `severity` label.
+    #[schema(required = true)]
     pub severity: Option<String>,
+    /// The first alert's `service` label (the service of its integration
+    /// key), else `default`.
     pub service: String,
+    /// The first alert's labels.
+    #[schema(value_type = BTreeMap<String, String>)]
     pub labels: Labels,
+    /// The incident key: of the dedup key, else of the labels.
     pub fingerprint: Fingerprint,
+    /// Distinct alerts (label sets) in the incident.
     pub alert_count: usize,
+    /// Alert deliveries deduplicated into it.
     pub seen_count: u64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_seen: Timestamp,
+    #[schema(required = true)]
     pub acknowledged_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub acknowledged_by: Option<String>,
+    #[schema(required = true)]
     pub resolved_at: Option<Timestamp>,
+    #[schema(required = true)]
     pub resolved_by: Option<String>,
     pub escalation: EscalationState,
+    /// When an acknowledgement (or a snooze) runs out and the incident is
+    /// triggered again.
+    #[schema(required = true)]
     pub ack_expires_at: Option<Timestamp>,
 }
 
@@ -76,28 +101,66 @@ impl From<&Incident> for IncidentView {
 }
 
 /// One incident with its alert rows and timeline.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: IncidentView,
     pub alerts: Vec<StoredAlert>,
-    pub timeline: Vec<TimelineEvent>,
+    /// Events and deliveries, oldest first.
+    pub timeline: Vec<TimelineEntry>,
 }
 
 /// A page of the incident list. `next_cursor` is `null` on the last page;
 /// otherwise pass it back as `cursor` (with the same filters and sort) for
 /// the next page.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct IncidentList {
     pub incidents: Vec<IncidentView>,
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
-/// The optional body of acknowledge and resolve.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// The optional body of acknowledge, resolve and escalate.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommandBody {
+    /// Who acts (default `api`; not blank). With API tokens, the token's
+    /// user whatever is given.
+    #[schema(example = "alice")]
     pub by: Option<String>,
+}
+
+/// Documents the parameters of every incident command: the `{id}` path
+/// segment ([`parse_incident_id`]) and the `X-Lim-Interface` header
+/// ([`Via`]). Written by hand: a header is optional, not `null`.
+pub struct CommandParams;
+
+impl IntoParams for CommandParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let id = ParameterBuilder::new()
+            .name("id")
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some("The incident's id, a positive integer"))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(Some(1)),
+            ))
+            .build();
+        let via = ParameterBuilder::new()
+            .name("X-Lim-Interface")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Which interface the command came through, for the timeline: \
+                 `cli` or `web`; anything else (or none) is `api`",
+            ))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build();
+        vec![id, via]
+    }
 }
 
 /// The raw `{id}` path segment, with a JSON error if it cannot be decoded.
@@ -109,6 +172,27 @@ pub(crate) fn id_segment(segment: IdSegment) -> Result<String, ApiError> {
         .map_err(|e| ApiError::InvalidParameter(e.body_text()))
 }
 
+/// List incidents
+///
+/// A page of incidents, filtered and sorted; every filter given must
+/// match. Keyset paging: pass `next_cursor` back as `cursor` (with the same
+/// filters and sort) for the next page, so incidents arriving meanwhile do
+/// not shift pages.
+#[utoipa::path(
+    get,
+    path = "/v1/incidents",
+    operation_id = "list_incidents",
+    tag = "incidents",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of incidents", body = IncidentList),
+        (status = 400, description = "`invalid_parameter`, naming it: a bad value, an unknown \
+            parameter, or one other than `label` given twice", body = ErrorBody),
+        TokenErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn list(
     _: CanRead,
     Ready(system): Ready,
@@ -137,6 +221,25 @@ pub async fn list(
     }))
 }
 
+/// Read an incident
+///
+/// The incident with its alert rows and its timeline.
+#[utoipa::path(
+    get,
+    path = "/v1/incidents/{id}",
+    operation_id = "get_incident",
+    tag = "incidents",
+    params(("id" = u64, Path, description = "The incident's id, a positive integer", minimum = 1)),
+    responses(
+        (status = 200, description = "The incident", body = IncidentDetail),
+        (status = 400, description = "`invalid_parameter`: not a positive integer",
+            body = ErrorBody),
+        (status = 404, description = "`not_found`: no such incident", body = ErrorBody),
+        TokenErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn get(
     _: CanRead,
     Ready(system): Ready,
@@ -146,7 +249,7 @@ pub async fn get(
     let store = system.store();
     let incident = store.get_incident(id).await?.ok_or_else(|| not_found(id))?;
     let alerts = store.alerts(id).await?;
-    let timeline = store.timeline(id).await?;
+    let timeline = super::timeline::merge(store.timeline(id).await?, &store.deliveries(id).await?);
     Ok(Json(IncidentDetail {
         incident: IncidentView::from(&incident),
         alerts,
@@ -154,6 +257,28 @@ pub async fn get(
     }))
 }
 
+/// Acknowledge an incident
+///
+/// Stops its escalation: someone is on it.
+#[utoipa::path(
+    post,
+    path = "/v1/incidents/{id}/acknowledge",
+    operation_id = "acknowledge_incident",
+    tag = "incidents",
+    params(CommandParams),
+    request_body(content = ref("#/components/schemas/CommandBody"), description = "Optional: who acknowledges"),
+    responses(
+        (status = 200, description = "The incident, acknowledged", body = IncidentView),
+        (status = 400, description = "`invalid_parameter` (the id), or `invalid_json` / \
+            `invalid_body` (the body)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such incident", body = ErrorBody),
+        (status = 409, description = "`conflict`: the incident is resolved", body = ErrorBody),
+        TokenErrors,
+        BodyErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn acknowledge(
     CanWrite(caller): CanWrite,
     Ready(system): Ready,
@@ -167,6 +292,27 @@ pub async fn acknowledge(
     command_answer(&system, id, result).await
 }
 
+/// Resolve an incident
+#[utoipa::path(
+    post,
+    path = "/v1/incidents/{id}/resolve",
+    operation_id = "resolve_incident",
+    tag = "incidents",
+    params(CommandParams),
+    request_body(content = ref("#/components/schemas/CommandBody"), description = "Optional: who resolves"),
+    responses(
+        (status = 200, description = "The incident, resolved", body = IncidentView),
+        (status = 400, description = "`invalid_parameter` (the id), or `invalid_json` / \
+            `invalid_body` (the body)", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such incident", body = ErrorBody),
+        (status = 409, description = "`conflict`: the incident is already resolved",
+            body = ErrorBody),
+        TokenErrors,
+        BodyErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn resolve(
     CanWrite(caller): CanWrite,
     Ready(system): Ready,
@@ -229,6 +375,68 @@ pub fn parse_command(
         Some(by) => by.trim().to_string(),
     };
     Ok((id, Attribution::new(by, via)))
+}
+
+/// Documents the query parameters of `GET /v1/incidents`, which
+/// [`parse_list_query`] reads by hand (to refuse unknown and repeated
+/// parameters, naming them); not used to parse. A test keeps its names
+/// those of [`LIST_PARAMETERS`].
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// `open` is triggered or acknowledged.
+    #[param(inline)]
+    pub status: Option<ListStatus>,
+    /// The service, exactly.
+    #[param(min_length = 1)]
+    pub service: Option<String>,
+    /// The `severity` label, exactly.
+    #[param(min_length = 1)]
+    pub severity: Option<String>,
+    /// `name=value`, split at the first `=`, neither side empty
+    /// (`label=model=gpt-4o`). Repeatable: every label must match.
+    #[param(style = Form, explode, example = json!(["model=gpt-4o"]))]
+    pub label: Option<Vec<String>>,
+    /// Created at or after, RFC 3339 (send `+` as `%2B`).
+    #[param(inline)]
+    pub since: Option<Timestamp>,
+    /// Created before, RFC 3339 (send `+` as `%2B`); after `since`.
+    #[param(inline)]
+    pub until: Option<Timestamp>,
+    /// Default `created_desc`. Under `updated_desc` an incident that
+    /// changes while you page moves to the front and may be skipped.
+    #[param(inline)]
+    pub sort: Option<ListSort>,
+    /// The `next_cursor` of the previous page, with the same filters and sort.
+    pub cursor: Option<String>,
+    /// The page size.
+    #[param(minimum = 1, maximum = 1000, default = 50)]
+    pub limit: Option<u32>,
+}
+
+/// The `status` filter of the incident list (documentation of
+/// [`ListParams`]).
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(description = "An incident status, or `open` (triggered or acknowledged)")]
+pub enum ListStatus {
+    Triggered,
+    Acknowledged,
+    Resolved,
+    Open,
+}
+
+/// The order of the incident list (documentation of [`ListParams`]).
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[schema(
+    description = "`created_desc` (newest first), `created_asc` (oldest first) or \
+    `updated_desc` (most recently changed first); ties broken by id"
+)]
+pub enum ListSort {
+    CreatedDesc,
+    CreatedAsc,
+    UpdatedDesc,
 }
 
 /// The query parameters of the incident list.
@@ -495,6 +703,35 @@ mod tests {
             assert_eq!(e.code(), "invalid_parameter", "{bad:?}");
             assert!(e.to_string().contains(&format!("`{name}`")), "{bad:?}: {e}");
         }
+    }
+
+    /// The enum values of a documented schema.
+    fn schema_enum<T: utoipa::PartialSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        serde_json::from_value(schema["enum"].clone()).unwrap()
+    }
+
+    #[test]
+    fn documented_parameters_are_the_parsed_ones() {
+        let mut documented: Vec<String> = ListParams::into_params(|| None)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        documented.sort();
+        let mut parsed = LIST_PARAMETERS.map(String::from).to_vec();
+        parsed.sort();
+        assert_eq!(documented, parsed);
+        let statuses = schema_enum::<ListStatus>();
+        assert_eq!(statuses.len(), 4);
+        for status in statuses {
+            assert!(
+                parse_list_query(&params(&[("status", &status)])).is_ok(),
+                "{status}"
+            );
+        }
+        let sorts = schema_enum::<ListSort>();
+        let all: Vec<_> = IncidentSort::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(sorts, all);
     }
 
     #[test]

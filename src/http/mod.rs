@@ -17,6 +17,11 @@
 //! ingest formats in [`prometheus`] (Prometheus' push, Alertmanager API v2),
 //! [`alertmanager`] (Alertmanager's and Grafana's webhook) and [`pagerduty`]
 //! (PagerDuty Events API v2); errors in [`error`].
+//!
+//! Routes are not listed here: each handler's `#[utoipa::path]` names its
+//! method and path, and [`openapi::api_router`] registers them from those
+//! annotations, which also make the OpenAPI document served at
+//! `/v1/openapi.json` (see [`openapi`]).
 
 pub mod alertmanager;
 pub mod alerts;
@@ -27,9 +32,12 @@ pub mod heartbeats;
 pub mod incident_actions;
 pub mod incidents;
 pub mod limits;
+pub mod oncall;
+pub mod openapi;
 pub mod pagerduty;
 pub mod prometheus;
 pub mod silences;
+pub mod timeline;
 pub mod via;
 
 use std::sync::{Arc, OnceLock};
@@ -41,7 +49,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
 use axum::Router;
 use incident_actors::System;
 use serde::de::DeserializeOwned;
@@ -64,6 +71,7 @@ pub struct AppState {
     resolve_timeout: Duration,
     limits: limits::AlertLimits,
     access: Arc<crate::auth::Access>,
+    routes: Arc<Vec<crate::config::Route>>,
 }
 
 impl Default for AppState {
@@ -88,6 +96,7 @@ impl AppState {
             resolve_timeout: DEFAULT_RESOLVE_TIMEOUT,
             limits: limits::AlertLimits::default(),
             access: Arc::default(),
+            routes: Arc::default(),
         }
     }
 
@@ -99,6 +108,16 @@ impl AppState {
 
     pub fn access(&self) -> &crate::auth::Access {
         &self.access
+    }
+
+    /// This state with routing rules (`[[routes]]`).
+    pub fn with_routes(mut self, routes: Vec<crate::config::Route>) -> Self {
+        self.routes = Arc::new(routes);
+        self
+    }
+
+    pub fn routes(&self) -> Arc<Vec<crate::config::Route>> {
+        self.routes.clone()
     }
 
     /// This state with a different resolve timeout: how long a pushed
@@ -164,43 +183,12 @@ impl AppState {
     }
 }
 
-/// The whole HTTP API.
+/// The whole HTTP API: every route comes from [`openapi::api_router`], so
+/// each is an operation of the OpenAPI document (`/v1/openapi.json`
+/// included).
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/v1/alerts", post(alerts::post_alerts))
-        .route("/api/v2/alerts", post(prometheus::post_alerts))
-        .route(
-            "/v1/integrations/alertmanager",
-            post(alertmanager::post_webhook),
-        )
-        .route("/v2/enqueue", post(pagerduty::enqueue))
-        .route("/v1/heartbeats", get(heartbeats::list))
-        .route(
-            "/v1/heartbeats/{name}",
-            get(heartbeats::get).post(heartbeats::ping),
-        )
-        .route("/v1/silences", get(silences::list).post(silences::create))
-        .route("/v1/silences/{id}", axum::routing::delete(silences::expire))
-        .route("/v1/silences/{id}/expire", post(silences::expire))
-        .route("/v1/incidents", get(incidents::list))
-        .route("/v1/incidents/{id}", get(incidents::get))
-        .route(
-            "/v1/incidents/{id}/acknowledge",
-            post(incidents::acknowledge),
-        )
-        .route("/v1/incidents/{id}/resolve", post(incidents::resolve))
-        .route("/v1/incidents/{id}/snooze", post(incident_actions::snooze))
-        .route(
-            "/v1/incidents/{id}/escalate",
-            post(incident_actions::escalate),
-        )
-        .route("/v1/incidents/{id}/notes", post(incident_actions::add_note))
-        .route(
-            "/v1/incidents/{id}/timeline",
-            get(incident_actions::timeline),
-        )
+    let (router, _document) = openapi::api_router().split_for_parts();
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -54,10 +54,13 @@ use incident_actors::messages::CommandError;
 use incident_actors::time::{Clock, SystemClock, Timestamp};
 use incident_actors::System;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::alerts::ingest_all;
 use super::auth::service_for_routing_key;
+use super::error::ErrorBody;
+use super::openapi::{BodyErrors, Unavailable};
 use super::{ApiError, ApiJson, AppState, Ready};
 
 /// The `source` of alerts received here.
@@ -106,16 +109,31 @@ pub enum EnqueueError {
     Api(#[from] ApiError),
 }
 
+/// PagerDuty's answer to a malformed or invalid event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = PagerDutyInvalidEvent)]
+pub struct InvalidEvent {
+    /// Always `invalid event`.
+    #[schema(value_type = String, example = "invalid event")]
+    pub status: &'static str,
+    /// Always `Event object is invalid`.
+    #[schema(value_type = String, example = "Event object is invalid")]
+    pub message: &'static str,
+    /// Every problem, one message each.
+    #[schema(example = json!(["'payload.summary' is missing or blank"]))]
+    pub errors: Vec<String>,
+}
+
 impl IntoResponse for EnqueueError {
     fn into_response(self) -> Response {
         match self {
             EnqueueError::Invalid(errors) => (
                 StatusCode::BAD_REQUEST,
-                Json(json!({
-                    "status": "invalid event",
-                    "message": "Event object is invalid",
-                    "errors": errors,
-                })),
+                Json(InvalidEvent {
+                    status: "invalid event",
+                    message: "Event object is invalid",
+                    errors,
+                }),
             )
                 .into_response(),
             EnqueueError::Api(e) => e.into_response(),
@@ -123,13 +141,124 @@ impl IntoResponse for EnqueueError {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// PagerDuty's answer to a processed event.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PagerDutyAccepted)]
 pub struct EnqueueResponse {
+    /// Always `success`.
+    #[schema(value_type = String, example = "success")]
     pub status: &'static str,
+    /// Always `Event processed`.
+    #[schema(value_type = String, example = "Event processed")]
     pub message: &'static str,
+    /// The event's, or the one made for a trigger without one.
     pub dedup_key: String,
 }
 
+/// Documents the accepted body of `POST /v2/enqueue`: [`parse_event`]
+/// reads it by hand from a `serde_json::Value` (to report every problem at
+/// once, as PagerDuty does), so this type only describes it.
+///
+/// A PagerDuty Events API v2 event.
+#[derive(ToSchema)]
+#[schema(
+    as = PagerDutyEvent,
+    description = "A PagerDuty Events API v2 event. Its `routing_key` is the credential."
+)]
+pub struct EventBody {
+    /// The credential: an integration key of a service (any length, not
+    /// empty). Never stored.
+    #[schema(min_length = 1)]
+    pub routing_key: String,
+    pub event_action: EventAction,
+    /// Required to acknowledge or resolve. A trigger without one gets a
+    /// new one (32 hex digits), returned in the answer.
+    #[schema(min_length = 1, max_length = 255)]
+    pub dedup_key: Option<String>,
+    /// Required to trigger; ignored otherwise.
+    pub payload: Option<EventPayload>,
+    /// Kept in the alert's `extra`.
+    pub links: Option<Vec<Value>>,
+    /// Kept in the alert's `extra`.
+    pub images: Option<Vec<Value>>,
+    /// Who acknowledges or resolves (default `pagerduty`); kept in `extra`.
+    pub client: Option<String>,
+    /// Kept in `extra`.
+    pub client_url: Option<String>,
+}
+
+/// What an event does (documentation of [`EventBody`]).
+#[derive(ToSchema)]
+#[schema(as = PagerDutyEventAction, description = "What the event does")]
+#[serde(rename_all = "lowercase")]
+pub enum EventAction {
+    /// Opens an incident, or joins the open one with the same `dedup_key`.
+    Trigger,
+    /// Acknowledges the open incident with the `dedup_key` (none open: still a success).
+    Acknowledge,
+    /// Resolves the open incident with the `dedup_key` (none open: still a success).
+    Resolve,
+}
+
+/// A trigger's alert (documentation of [`EventBody`]).
+#[derive(ToSchema)]
+#[schema(as = PagerDutyPayload, description = "The alert of a `trigger`")]
+pub struct EventPayload {
+    /// The `summary` annotation, cut to 1024 characters.
+    #[schema(min_length = 1)]
+    pub summary: String,
+    /// The `source` label.
+    #[schema(min_length = 1)]
+    pub source: String,
+    /// The `severity` label.
+    pub severity: EventSeverity,
+    /// When it started (default now).
+    pub timestamp: Option<Timestamp>,
+    /// The `component` label.
+    pub component: Option<String>,
+    /// The `group` label.
+    pub group: Option<String>,
+    /// The `class` label.
+    pub class: Option<String>,
+    /// Kept in the alert's `extra`.
+    pub custom_details: Option<Value>,
+}
+
+/// PagerDuty's severities (documentation of [`EventPayload`]; the parser
+/// checks [`SEVERITIES`]).
+#[derive(ToSchema)]
+#[schema(as = PagerDutySeverity, description = "PagerDuty's severities")]
+#[serde(rename_all = "lowercase")]
+pub enum EventSeverity {
+    Critical,
+    Error,
+    Warning,
+    Info,
+}
+
+/// PagerDuty Events API v2
+///
+/// One event: `trigger`, `acknowledge` or `resolve`, by `dedup_key`. Point
+/// anything that pages PagerDuty here. Authenticated by the body's
+/// `routing_key` (an integration key), not by a header. A malformed or
+/// invalid event is PagerDuty's 400 listing every problem; other failures
+/// are lim's own errors.
+#[utoipa::path(
+    post,
+    path = "/v2/enqueue",
+    operation_id = "pagerduty_enqueue",
+    tag = "ingest",
+    request_body = EventBody,
+    responses(
+        (status = 202, description = "The event's effect is committed", body = EnqueueResponse),
+        (status = 400, description = "The event is malformed or invalid; nothing was done",
+            body = InvalidEvent),
+        (status = 401, description = "`unauthorized`: the `routing_key` is not a valid \
+            integration key", body = ErrorBody),
+        BodyErrors,
+        Unavailable,
+    ),
+)]
 pub async fn enqueue(
     Ready(system): Ready,
     State(state): State<AppState>,
@@ -427,6 +556,7 @@ fn required_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
@@ -579,6 +709,13 @@ mod tests {
             parse(json!([])).unwrap_err(),
             vec!["the event must be a JSON object"]
         );
+    }
+
+    #[test]
+    fn documented_severities_are_the_accepted_ones() {
+        let schema =
+            serde_json::to_value(<EventSeverity as utoipa::PartialSchema>::schema()).unwrap();
+        assert_eq!(schema["enum"], json!(SEVERITIES));
     }
 
     #[test]

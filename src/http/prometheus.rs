@@ -39,29 +39,63 @@ use incident_actors::domain::{Alert, AlertStatus, Labels};
 use incident_actors::time::{Clock, SystemClock, Timestamp};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::alertmanager::{go_time, indexed_error};
 use super::alerts::ingest_all;
 use super::auth::IngestService;
+use super::error::ErrorBody;
+use super::openapi::{BodyErrors, KeyErrors, Unavailable};
 use super::{ApiError, ApiJson, AppState, Ready};
 
 /// The `source` of alerts received here.
 pub const SOURCE: &str = "prometheus";
 
-/// One alert as Prometheus posts it.
-#[derive(Debug, Deserialize)]
+/// One alert as Prometheus posts it (Alertmanager API v2 "postable
+/// alert"). Unknown fields are ignored.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PostableAlert {
+    /// Not empty, no empty names.
+    #[schema(value_type = BTreeMap<String, String>)]
     pub labels: Labels,
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
     pub annotations: Labels,
+    /// Absent (or Go's zero time): now, or `endsAt` when earlier.
     #[serde(default, rename = "startsAt")]
     pub starts_at: Option<Timestamp>,
+    /// At or before now: the alert is resolved. Later: firing until then
+    /// unless re-sent. Absent (or Go's zero time): firing for the resolve
+    /// timeout (default 5 minutes).
     #[serde(default, rename = "endsAt")]
     pub ends_at: Option<Timestamp>,
+    /// Kept in the alert's `extra` when not empty.
     #[serde(default, rename = "generatorURL")]
     pub generator_url: Option<String>,
 }
 
+/// Prometheus' push (Alertmanager API v2)
+///
+/// A JSON array of postable alerts, as Prometheus sends to an Alertmanager
+/// (`alerting.alertmanagers` with `api_version: v2`). Answers 200 with an
+/// empty body, like Alertmanager, once every alert's effect is committed;
+/// an empty array ingests nothing.
+#[utoipa::path(
+    post,
+    path = "/api/v2/alerts",
+    operation_id = "ingest_prometheus_alerts",
+    tag = "ingest",
+    request_body = Vec<PostableAlert>,
+    responses(
+        (status = 200, description = "Every alert's effect is committed (empty body)"),
+        (status = 400, description = "`invalid_json`, or `invalid_body` naming the alert and \
+            the field (also an alert over a size limit); nothing was ingested", body = ErrorBody),
+        KeyErrors,
+        BodyErrors,
+        Unavailable,
+    ),
+    security(("integration_key" = [])),
+)]
 pub async fn post_alerts(
     service: IngestService,
     Ready(system): Ready,

@@ -9,9 +9,12 @@ use incident_actors::domain::{MatchOp, Matcher, Silence, SilenceId, SilenceState
 use incident_actors::system::SilenceError;
 use incident_actors::time::{Clock, SystemClock, Timestamp};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::{CanRead, CanWrite};
+use super::error::ErrorBody;
 use super::incidents::{id_segment, IdSegment};
+use super::openapi::{BodyErrors, TokenErrors, Unavailable};
 use super::{ApiError, ApiJson, Ready};
 
 impl From<SilenceError> for ApiError {
@@ -25,9 +28,13 @@ impl From<SilenceError> for ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A matcher: Alertmanager's text form (`alertname=X`, `model=~gpt.*`,
+/// `env!=prod`, `team!~a|b`) or its parts. Regexes are anchored; an absent
+/// label matches as the empty string.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum MatcherInput {
+    #[schema(example = "model=~gpt.*")]
     Text(String),
     Parts {
         name: String,
@@ -36,21 +43,34 @@ pub enum MatcherInput {
     },
 }
 
-#[derive(Debug, Deserialize)]
+/// A new silence: matchers, a window, and why.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"matchers": ["alertname=HighLatency", "model=~gpt.*"], "for": "2h",
+    "comment": "provider incident, tracked upstream", "created_by": "alice"}))]
 pub struct NewSilence {
+    /// At least one; together they must not match every alert.
     pub matchers: Vec<MatcherInput>,
+    /// Default now.
     pub starts_at: Option<Timestamp>,
+    /// Give `ends_at` or `for`, not both; the end must be in the future.
     pub ends_at: Option<Timestamp>,
+    /// How long from `starts_at`, a duration such as `2h` or `30m`.
     #[serde(rename = "for")]
+    #[schema(example = "2h")]
     pub duration: Option<String>,
+    /// Default `api`; with API tokens, the token's user whatever is given.
     pub created_by: Option<String>,
+    /// Required, not blank: shown to whoever wonders why nothing pages.
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub comment: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A silence as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SilenceView {
     pub id: SilenceId,
+    /// In Alertmanager's text form.
     pub matchers: Vec<String>,
     pub starts_at: Timestamp,
     pub ends_at: Timestamp,
@@ -129,6 +149,26 @@ pub fn parse_new_silence(body: NewSilence, now: Timestamp) -> Result<Silence, Ap
     Ok(silence)
 }
 
+/// Create a silence
+///
+/// Alerts the silence matches while it is active open no incident and
+/// page nobody.
+#[utoipa::path(
+    post,
+    path = "/v1/silences",
+    operation_id = "create_silence",
+    tag = "silences",
+    request_body = NewSilence,
+    responses(
+        (status = 201, description = "The silence is committed", body = SilenceView),
+        (status = 400, description = "`invalid_json`, or `invalid_body` saying what is wrong \
+            (a matcher, the window, no comment)", body = ErrorBody),
+        TokenErrors,
+        BodyErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn create(
     CanWrite(caller): CanWrite,
     Ready(system): Ready,
@@ -140,11 +180,27 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(SilenceView::of(&silence, now))))
 }
 
-#[derive(Debug, Serialize)]
+/// Every silence, with its state now.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SilenceList {
     pub silences: Vec<SilenceView>,
 }
 
+/// List silences
+///
+/// Every silence, pending, active or expired.
+#[utoipa::path(
+    get,
+    path = "/v1/silences",
+    operation_id = "list_silences",
+    tag = "silences",
+    responses(
+        (status = 200, description = "Every silence", body = SilenceList),
+        TokenErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn list(_: CanRead, Ready(system): Ready) -> Result<Json<SilenceList>, ApiError> {
     let now = SystemClock.now();
     let silences = system.list_silences().await?;
@@ -153,7 +209,62 @@ pub async fn list(_: CanRead, Ready(system): Ready) -> Result<Json<SilenceList>,
     }))
 }
 
+/// Expire a silence
+///
+/// It ends now; alerts it matched are no longer silenced.
+#[utoipa::path(
+    post,
+    path = "/v1/silences/{id}/expire",
+    operation_id = "expire_silence",
+    tag = "silences",
+    params(("id" = u64, Path, description = "The silence's id, a positive integer", minimum = 1)),
+    responses(
+        (status = 200, description = "The silence, expired", body = SilenceView),
+        (status = 400, description = "`invalid_parameter`: not a positive integer",
+            body = ErrorBody),
+        (status = 404, description = "`not_found`: no such silence", body = ErrorBody),
+        TokenErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
 pub async fn expire(
+    caller: CanWrite,
+    ready: Ready,
+    id: IdSegment,
+) -> Result<Json<SilenceView>, ApiError> {
+    expire_silence(caller, ready, id).await
+}
+
+/// Expire a silence (`DELETE`)
+///
+/// The same as `POST /v1/silences/{id}/expire`: the silence ends now (it
+/// is kept, expired).
+#[utoipa::path(
+    delete,
+    path = "/v1/silences/{id}",
+    operation_id = "delete_silence",
+    tag = "silences",
+    params(("id" = u64, Path, description = "The silence's id, a positive integer", minimum = 1)),
+    responses(
+        (status = 200, description = "The silence, expired", body = SilenceView),
+        (status = 400, description = "`invalid_parameter`: not a positive integer",
+            body = ErrorBody),
+        (status = 404, description = "`not_found`: no such silence", body = ErrorBody),
+        TokenErrors,
+        Unavailable,
+    ),
+    security(("api_token" = [])),
+)]
+pub async fn delete(
+    caller: CanWrite,
+    ready: Ready,
+    id: IdSegment,
+) -> Result<Json<SilenceView>, ApiError> {
+    expire_silence(caller, ready, id).await
+}
+
+async fn expire_silence(
     _: CanWrite,
     Ready(system): Ready,
     id: IdSegment,

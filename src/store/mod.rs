@@ -10,10 +10,12 @@
 //! PostgreSQL database), runs the migrations in `migrations/<backend>/` and
 //! returns the store behind the port. Backend-neutral code lives in
 //! [`plan`] (a `WriteBatch` turned into rows, once), [`query`] (an incident
-//! list query turned into SQL with bound parameters) and [`decode`] (rows
-//! turned back into domain values, sqlx errors into `StoreError`).
+//! list query turned into SQL with bound parameters), [`decode`] (rows
+//! turned back into domain values, sqlx errors into `StoreError`) and
+//! [`deliveries`] (the delivery log's rows, and attempts applied to them).
 
 mod decode;
+mod deliveries;
 mod heartbeats;
 mod plan;
 pub mod postgres;

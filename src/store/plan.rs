@@ -10,13 +10,18 @@
 //! * resolved snapshots are written before open ones, so an incident resolved
 //!   and a new one opened for the same fingerprint in one batch do not trip
 //!   the "one open incident per fingerprint" index;
-//! * touches of one incident collapse into their maximum.
+//! * touches of one incident collapse into their maximum;
+//! * deliveries are written after the incidents they belong to, in batch
+//!   order; a key given twice in one batch keeps its first row (as a key
+//!   already in the log does: `ON CONFLICT DO NOTHING`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use incident_actors::codec::encode_incident;
 use incident_actors::domain::{IncidentStatus, Labels};
 use incident_actors::ports::{StoreError, Touch, WriteBatch};
+
+use super::deliveries::{self, DeliveryRow};
 
 pub(crate) struct IncidentRow {
     pub id: i64,
@@ -75,6 +80,8 @@ pub(crate) struct Plan {
     pub alerts: Vec<AlertRow>,
     /// One per incident, by id.
     pub touches: Vec<TouchRow>,
+    /// Delivery log rows, inserted unless their key is already there.
+    pub deliveries: Vec<DeliveryRow>,
 }
 
 impl Plan {
@@ -144,6 +151,8 @@ pub(crate) fn plan(batch: &WriteBatch) -> Result<Plan, StoreError> {
 
     let mut events = Vec::new();
     let mut alerts = Vec::new();
+    let mut delivery_rows = Vec::new();
+    let mut delivery_keys = HashSet::new();
     for write in &batch.incidents {
         let incident_id = int(write.incident.id.0, "incident id")?;
         for event in &write.events {
@@ -172,6 +181,11 @@ pub(crate) fn plan(batch: &WriteBatch) -> Result<Plan, StoreError> {
                 received_at: write.received_at.as_millis(),
                 extra: alert.extra.clone(),
             });
+        }
+        for d in &write.deliveries {
+            if delivery_keys.insert(&d.key) {
+                delivery_rows.push(deliveries::row(d)?);
+            }
         }
     }
 
@@ -209,6 +223,7 @@ pub(crate) fn plan(batch: &WriteBatch) -> Result<Plan, StoreError> {
         events,
         alerts,
         touches,
+        deliveries: delivery_rows,
     })
 }
 
@@ -244,6 +259,7 @@ mod tests {
             events: change.events,
             alerts: change.alerts,
             received_at: Timestamp(10),
+            deliveries: Vec::new(),
         }
     }
 

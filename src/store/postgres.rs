@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use incident_actors::domain::{
-    Alert, HeartbeatState, Incident, IncidentId, Silence, SilenceId, TimelineEvent,
+    Alert, AttemptOutcome, Delivery, DeliveryKey, HeartbeatState, Incident, IncidentId, Silence,
+    SilenceId, TimelineEvent,
 };
 use incident_actors::ports::{IncidentQuery, Store, StoreError, StoredAlert, WriteBatch};
 use incident_actors::time::Timestamp;
@@ -20,6 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use super::decode::{self, store_error, AlertColumns};
+use super::deliveries::{self, DeliveryColumns, DeliveryRow};
 use super::heartbeats;
 use super::plan::{plan, AlertRow, EventRow, IncidentRow, Plan};
 use super::query::{list_sql, Dialect, Param};
@@ -240,6 +242,73 @@ impl PostgresStore {
         Ok(())
     }
 
+    async fn insert_deliveries(
+        tx: &mut Transaction<'static, Postgres>,
+        rows: &[DeliveryRow],
+    ) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // WITH ORDINALITY + ORDER BY: ids (the log's order) follow the
+        // batch order. A key already in the log is left as it is (a
+        // replayed commit never pages twice).
+        sqlx::query(
+            "INSERT INTO notifications (key, incident_id, event, recipient, transport, status, \
+             attempts, last_error, external_ref, created_at, updated_at) \
+             SELECT key, incident_id, event, recipient, transport, status, attempts, last_error, \
+             external_ref, created_at, updated_at \
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::int[], $8::text[], $9::text[], $10::bigint[], $11::bigint[]) WITH ORDINALITY \
+             AS t(key, incident_id, event, recipient, transport, status, attempts, last_error, \
+             external_ref, created_at, updated_at, n) ORDER BY n \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.incident_id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.event.as_str()).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.recipient.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.transport.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
+        .bind(
+            rows.iter()
+                .map(|r| r.last_error.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.external_ref.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn deliveries_where(
+        &self,
+        filter: &str,
+        incident: Option<i64>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let sql = format!("{} WHERE {filter} ORDER BY id", deliveries::SELECT_SQL);
+        let mut q = sqlx::query_as::<_, DeliveryColumns>(&sql);
+        if let Some(id) = incident {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(store_error)?;
+        Ok(deliveries::readable(rows))
+    }
+
     async fn write(
         tx: &mut Transaction<'static, Postgres>,
         plan: &Plan,
@@ -278,6 +347,7 @@ impl PostgresStore {
             .execute(&mut **tx)
             .await?;
         }
+        Self::insert_deliveries(tx, &plan.deliveries).await?;
         Ok(())
     }
 }
@@ -451,6 +521,49 @@ impl Store for PostgresStore {
         .await
         .map(|_| ())
         .map_err(store_error)
+    }
+
+    async fn record_attempt(
+        &self,
+        key: &DeliveryKey,
+        outcome: &AttemptOutcome,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        // Read (locking the row), apply `Delivery::record`, write back, in
+        // one transaction.
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let sql = format!("{} WHERE key = $1 FOR UPDATE", deliveries::SELECT_SQL);
+        let row: Option<DeliveryColumns> = sqlx::query_as(&sql)
+            .bind(&key.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let row = row.ok_or_else(|| deliveries::unknown(key))?;
+        if let Some((id, r)) = deliveries::recorded(row, outcome, at)? {
+            sqlx::query(
+                "UPDATE notifications SET status = $1, attempts = $2, last_error = $3, \
+                 external_ref = $4, updated_at = $5 WHERE id = $6",
+            )
+            .bind(r.status)
+            .bind(r.attempts)
+            .bind(&r.last_error)
+            .bind(&r.external_ref)
+            .bind(r.updated_at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
+        self.deliveries_where("status = 'pending'", None).await
+    }
+
+    async fn deliveries(&self, incident: IncidentId) -> Result<Vec<Delivery>, StoreError> {
+        self.deliveries_where("incident_id = $1", Some(db_id(incident)?))
+            .await
     }
 }
 

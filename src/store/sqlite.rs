@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use incident_actors::domain::{
-    Alert, HeartbeatState, Incident, IncidentId, Silence, SilenceId, TimelineEvent,
+    Alert, AttemptOutcome, Delivery, DeliveryKey, HeartbeatState, Incident, IncidentId, Silence,
+    SilenceId, TimelineEvent,
 };
 use incident_actors::ports::{IncidentQuery, Store, StoreError, StoredAlert, WriteBatch};
 use incident_actors::time::Timestamp;
@@ -23,6 +24,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 
 use super::decode::{self, store_error, AlertColumns};
+use super::deliveries::{self, DeliveryColumns};
 use super::heartbeats;
 use super::plan::{plan, Plan};
 use super::query::{list_sql, Dialect, Param};
@@ -199,7 +201,44 @@ impl SqliteStore {
             .execute(&mut **tx)
             .await?;
         }
+        for d in &plan.deliveries {
+            // A key already in the log is left as it is (a replayed commit
+            // never pages twice).
+            sqlx::query(
+                "INSERT INTO notifications (key, incident_id, event, recipient, transport, status, \
+                 attempts, last_error, external_ref, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(&d.key)
+            .bind(d.incident_id)
+            .bind(&d.event)
+            .bind(&d.recipient)
+            .bind(&d.transport)
+            .bind(d.status)
+            .bind(d.attempts)
+            .bind(&d.last_error)
+            .bind(&d.external_ref)
+            .bind(d.created_at)
+            .bind(d.updated_at)
+            .execute(&mut **tx)
+            .await?;
+        }
         Ok(())
+    }
+
+    async fn deliveries_where(
+        &self,
+        filter: &str,
+        incident: Option<i64>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let sql = format!("{} WHERE {filter} ORDER BY id", deliveries::SELECT_SQL);
+        let mut q = sqlx::query_as::<_, DeliveryColumns>(&sql);
+        if let Some(id) = incident {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(store_error)?;
+        Ok(deliveries::readable(rows))
     }
 }
 
@@ -371,6 +410,53 @@ impl Store for SqliteStore {
         .await
         .map(|_| ())
         .map_err(store_error)
+    }
+
+    async fn record_attempt(
+        &self,
+        key: &DeliveryKey,
+        outcome: &AttemptOutcome,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        // Read, apply `Delivery::record`, write back: one transaction that
+        // takes the write lock up front, so no other write comes between.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(store_error)?;
+        let sql = format!("{} WHERE key = ?1", deliveries::SELECT_SQL);
+        let row: Option<DeliveryColumns> = sqlx::query_as(&sql)
+            .bind(&key.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let row = row.ok_or_else(|| deliveries::unknown(key))?;
+        if let Some((id, r)) = deliveries::recorded(row, outcome, at)? {
+            sqlx::query(
+                "UPDATE notifications SET status = ?1, attempts = ?2, last_error = ?3, \
+                 external_ref = ?4, updated_at = ?5 WHERE id = ?6",
+            )
+            .bind(r.status)
+            .bind(r.attempts)
+            .bind(&r.last_error)
+            .bind(&r.external_ref)
+            .bind(r.updated_at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
+        self.deliveries_where("status = 'pending'", None).await
+    }
+
+    async fn deliveries(&self, incident: IncidentId) -> Result<Vec<Delivery>, StoreError> {
+        self.deliveries_where("incident_id = ?1", Some(db_id(incident)?))
+            .await
     }
 }
 

@@ -12,6 +12,7 @@ use crate::time::Timestamp;
 pub type Labels = BTreeMap<String, String>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AlertStatus {
     Firing,
@@ -29,21 +30,27 @@ impl AlertStatus {
 
 /// One alert as received, whatever the format it came in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub labels: Labels,
+    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
     pub annotations: Labels,
     pub status: AlertStatus,
     pub starts_at: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub ends_at: Option<Timestamp>,
     /// Which ingest path produced it (`native`, `prometheus`, `alertmanager`, `pagerduty`, …).
     pub source: String,
     /// A sender-chosen deduplication key; when present it, not the labels,
     /// decides which incident the alert joins.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub dedup_key: Option<String>,
     /// Source-specific fields kept verbatim, as JSON object text
     /// (Prometheus' `generatorURL`, Grafana's extras, PagerDuty's `links`,
     /// `images`, `custom_details`, …). Text rather than a JSON value so the
     /// snapshot codec (postcard, not self-describing) can carry it.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub extra: Option<String>,
 }
 

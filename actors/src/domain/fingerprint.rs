@@ -109,6 +109,26 @@ impl<'de> Deserialize<'de> for Fingerprint {
     }
 }
 
+/// The OpenAPI schema of what serde writes in JSON: 16 lower-case hex digits.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Fingerprint {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9a-f]{16}$"))
+            .description(Some(
+                "A 64-bit FNV-1a fingerprint as 16 lower-case hex digits: of a label set \
+                 (equal to Prometheus' and Alertmanager's), or of a dedup key.",
+            ))
+            .examples(["04269496f970fd8a"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Fingerprint {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

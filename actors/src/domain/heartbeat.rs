@@ -304,6 +304,7 @@ impl HeartbeatState {
 
 /// A monitor's health as the API shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum HeartbeatHealth {
     /// Pinged, and the deadline is ahead.
@@ -326,12 +327,14 @@ impl HeartbeatHealth {
 
 /// A monitor as the API and the CLI show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatStatus {
     pub name: String,
     pub service: String,
     /// Whole seconds (a sub-second part is dropped).
     pub interval_seconds: u64,
     pub grace_seconds: u64,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub last_ping: Option<Timestamp>,
     pub deadline: Timestamp,
     /// `up`, `missed` or `waiting`.

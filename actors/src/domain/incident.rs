@@ -6,17 +6,20 @@
 //! (notifications). The actor applies operations to a copy, commits the
 //! change, and only then keeps the copy, so memory never runs ahead of the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::alert::{Alert, AlertStatus, Labels};
+use super::delivery::Recipient;
+use super::directory::{Directory, ResolveTargets};
 use super::fingerprint::Fingerprint;
 use super::policy::{EscalationPolicy, EscalationState, StepFired, Target};
 use crate::time::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct IncidentId(pub u64);
 
@@ -27,6 +30,7 @@ impl fmt::Display for IncidentId {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum IncidentStatus {
     Triggered,
@@ -60,6 +64,7 @@ impl IncidentStatus {
 
 /// Through which interface an action came.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Interface {
     Api,
@@ -86,6 +91,7 @@ impl Attribution {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     Triggered {
@@ -135,6 +141,13 @@ pub enum EventKind {
         targets: Vec<Target>,
     },
     EscalationExhausted,
+    /// A step whose targets resolved to nobody (no one on call, no contact
+    /// method lim can use): passed at once instead of waited out.
+    NobodyToNotify {
+        step: usize,
+        repeat: u32,
+        targets: Vec<Target>,
+    },
 }
 
 impl EventKind {
@@ -153,12 +166,14 @@ impl EventKind {
             EventKind::Resolved { .. } => "resolved",
             EventKind::Notified { .. } => "notified",
             EventKind::EscalationExhausted => "escalation_exhausted",
+            EventKind::NobodyToNotify { .. } => "nobody_to_notify",
         }
     }
 }
 
 /// One entry of an incident's timeline. `seq` orders events within an incident.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEvent {
     pub seq: u32,
     pub at: Timestamp,
@@ -199,6 +214,9 @@ pub struct Incident {
     /// Bumped by every committed change; the store keeps it for optimistic checks.
     pub version: u64,
     pub next_seq: u32,
+    /// Everyone and everything paged so far: told of later changes
+    /// (acknowledged, resolved…) so no page is left stale.
+    pub paged: BTreeSet<Recipient>,
 }
 
 /// What an operation changed: to persist, then to act on.
@@ -227,6 +245,7 @@ impl Change {
 
 /// What an alert did to the incident it was routed to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum IngestAction {
     Created,
@@ -245,7 +264,7 @@ pub enum TransitionError {
 
 /// Which service an alert belongs to until routing rules exist: its
 /// `service` label, else `default`.
-fn service_of(labels: &Labels) -> String {
+pub fn service_of(labels: &Labels) -> String {
     labels
         .get("service")
         .cloned()
@@ -282,6 +301,7 @@ impl Incident {
             seen_count: 1,
             version: 0,
             next_seq: 0,
+            paged: BTreeSet::new(),
         };
         incident.alerts.insert(
             fp,
@@ -515,26 +535,59 @@ impl Incident {
         self.resolved = Some((now, by));
     }
 
-    /// Fires the escalation step due at `now`, if any.
+    /// Fires the escalation step due at `now`, if any, with only the
+    /// default directory (the `console` channel). See [`Self::fire_escalation_to`].
     pub fn fire_escalation(&mut self, policy: &EscalationPolicy, now: Timestamp) -> Change {
+        self.fire_escalation_to(policy, now, &Directory::default())
+    }
+
+    /// Fires the escalation step due at `now`, if any, resolving its targets
+    /// through `directory` at `now`. A step that reaches nobody is recorded
+    /// (`nobody_to_notify`) and passed at once: the next step fires in the
+    /// same change, and so on until someone is paged or the policy is
+    /// exhausted (bounded: every firing moves the policy forward).
+    pub fn fire_escalation_to(
+        &mut self,
+        policy: &EscalationPolicy,
+        now: Timestamp,
+        directory: &dyn ResolveTargets,
+    ) -> Change {
         let mut change = Change::default();
         if self.status != IncidentStatus::Triggered {
             return change;
         }
-        if let Some(fired) = self.escalation.fire_due(policy, now) {
-            self.record(
-                &mut change,
-                now,
+        while let Some(mut fired) = self.escalation.fire_due(policy, now) {
+            for target in &fired.targets {
+                for r in directory.recipients(target, now) {
+                    fired.recipients.push((target.clone(), r));
+                }
+            }
+            let nobody = fired.recipients.is_empty();
+            let event = if nobody {
+                EventKind::NobodyToNotify {
+                    step: fired.step,
+                    repeat: fired.repeat,
+                    targets: fired.targets.clone(),
+                }
+            } else {
                 EventKind::Notified {
                     step: fired.step,
                     repeat: fired.repeat,
                     targets: fired.targets.clone(),
-                },
-            );
-            if self.escalation.exhausted {
+                }
+            };
+            self.record(&mut change, now, event);
+            self.paged
+                .extend(fired.recipients.iter().map(|(_, r)| r.clone()));
+            let exhausted = self.escalation.exhausted;
+            if exhausted {
                 self.record(&mut change, now, EventKind::EscalationExhausted);
             }
             change.fired.push(fired);
+            if !nobody || exhausted {
+                break;
+            }
+            self.escalation.next_at = Some(now);
         }
         change
     }

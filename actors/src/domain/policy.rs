@@ -13,19 +13,51 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
-/// Who or what a step notifies. Later issues add users, schedules and teams;
-/// a channel target notifies a configured channel directly.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Who or what a step notifies: a user (through their contact methods), a
+/// schedule (whoever is on call when the step fires), a team (every
+/// member), or a configured channel as a whole. Resolved into recipients by
+/// `domain::directory` at the instant the step fires.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", content = "name", rename_all = "snake_case")]
 pub enum Target {
     Channel(String),
+    User(String),
+    Schedule(String),
+    Team(String),
 }
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Channel(name) => write!(f, "channel:{name}"),
+            Target::User(name) => write!(f, "user:{name}"),
+            Target::Schedule(name) => write!(f, "schedule:{name}"),
+            Target::Team(name) => write!(f, "team:{name}"),
         }
+    }
+}
+
+impl Target {
+    /// Parses `kind:name` (`user:alice`, `schedule:primary`, `team:ml`,
+    /// `channel:slack`); a bare name is a channel.
+    pub fn parse(text: &str) -> Result<Target, String> {
+        let (kind, name) = text.split_once(':').unwrap_or(("channel", text));
+        if name.is_empty() {
+            return Err(format!("target {text:?} names nothing"));
+        }
+        let name = name.to_string();
+        Ok(match kind {
+            "channel" => Target::Channel(name),
+            "user" => Target::User(name),
+            "schedule" => Target::Schedule(name),
+            "team" => Target::Team(name),
+            other => {
+                return Err(format!(
+                    "target {text:?}: unknown kind {other:?}; expected user:, schedule:, team: or channel:"
+                ))
+            }
+        })
     }
 }
 
@@ -99,6 +131,7 @@ impl EscalationPolicy {
 
 /// Where an incident stands in its policy. Stored in the snapshot.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EscalationState {
     /// The step that fires at `next_at`.
     pub step: usize,
@@ -106,6 +139,7 @@ pub struct EscalationState {
     pub repeat: u32,
     /// Absolute deadline of the next step; `None` when nothing is pending
     /// (acknowledged, resolved, or the policy is exhausted).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub next_at: Option<Timestamp>,
     /// Set once the last step of the last repeat fired.
     pub exhausted: bool,
@@ -118,6 +152,9 @@ pub struct StepFired {
     pub repeat: u32,
     pub targets: Vec<Target>,
     pub next_at: Option<Timestamp>,
+    /// The targets' recipients at the instant the step fired (filled by
+    /// `Incident::fire_escalation_to`; empty from `fire_due` alone).
+    pub recipients: Vec<(Target, crate::domain::Recipient)>,
 }
 
 impl EscalationState {
@@ -174,6 +211,7 @@ impl EscalationState {
             repeat: fired_repeat,
             targets: step.targets.clone(),
             next_at: self.next_at,
+            recipients: Vec::new(),
         })
     }
 }

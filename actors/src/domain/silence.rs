@@ -17,6 +17,7 @@ use super::alert::Labels;
 use crate::time::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MatchOp {
     #[serde(rename = "=")]
     Equal,
@@ -177,6 +178,7 @@ impl Matcher {
 pub const LATEST_END: Timestamp = Timestamp(253_402_300_799_999);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct SilenceId(pub u64);
 
@@ -198,6 +200,7 @@ pub struct Silence {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SilenceState {
     Pending,

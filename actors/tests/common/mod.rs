@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use incident_actors::domain::{Alert, AlertStatus, IncidentId, Labels};
+use incident_actors::domain::{Alert, AlertStatus, IncidentId, Labels, NotificationEvent};
 use incident_actors::memory_store::MemoryStore;
 #[allow(unused_imports)]
 pub use incident_actors::ports::Store;
-use incident_actors::ports::{Channel, ChannelError, Notification};
+use incident_actors::ports::{Channel, ChannelError, Delivered, Notification};
 use incident_actors::time::{Clock, Timestamp, TokioClock};
 use incident_actors::{spawn_system, System, SystemConfig, SystemDeps};
 
@@ -50,10 +50,12 @@ impl Clock for TestClock {
     }
 }
 
-/// A channel named `console` that records every delivery with its time.
+/// A channel named `console` that records every page it delivered with its
+/// time (`delivered`), and the updates (acknowledged, resolved…) apart.
 #[derive(Default)]
 pub struct RecordingChannel {
     pub delivered: Mutex<Vec<(Timestamp, Notification)>>,
+    pub updates: Mutex<Vec<(Timestamp, Notification)>>,
     /// How long each delivery takes (a slow channel), on tokio's clock.
     pub latency: Duration,
 }
@@ -78,12 +80,25 @@ impl Channel for RecordingChannel {
     fn name(&self) -> &str {
         "console"
     }
-    async fn deliver(&self, n: &Notification) -> Result<(), ChannelError> {
+    async fn deliver(&self, n: &Notification) -> Result<Delivered, ChannelError> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        self.delivered.lock().unwrap().push((n.at, n.clone()));
-        Ok(())
+        let log = if n.event.is_page() {
+            &self.delivered
+        } else {
+            &self.updates
+        };
+        log.lock().unwrap().push((n.at, n.clone()));
+        Ok(Delivered::default())
+    }
+}
+
+/// The step and repeat a page notification is about.
+pub fn step_of(n: &Notification) -> (usize, u32) {
+    match &n.event {
+        NotificationEvent::Page { step, repeat, .. } => (*step, *repeat),
+        other => panic!("not a page: {other:?}"),
     }
 }
 

@@ -27,8 +27,15 @@
 //! targets = ["console"]
 //! ```
 
+mod channels;
+mod oncall;
+
+pub use channels::ChannelSettings;
+pub use oncall::Route;
+
 use crate::auth::{self, Access, ApiToken, Scope, SecretDigest, Service};
 use crate::http::limits::AlertLimits;
+use incident_actors::domain::schedule::{Schedule, Team, User};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -36,14 +43,12 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use incident_actors::domain::{EscalationPolicy, EscalationStep, HeartbeatMonitor, Target};
+use incident_actors::domain::{EscalationPolicy, EscalationStep, HeartbeatMonitor};
 use serde::Deserialize;
 use toml::Spanned;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/lim.db";
-/// The notification channels that exist; a policy may only target these.
-pub const KNOWN_CHANNELS: &[&str] = &["console"];
 /// The name of the policy built from the `[escalation]` table.
 pub const POLICY_NAME: &str = "default";
 /// How long a pushed alert without `endsAt` stays firing without a re-send
@@ -67,6 +72,17 @@ pub struct Config {
     pub access: Access,
     /// `[[heartbeats]]`: dead-man's switches.
     pub heartbeats: Vec<HeartbeatMonitor>,
+    pub users: Vec<User>,
+    pub teams: Vec<Team>,
+    pub schedules: Vec<Schedule>,
+    /// `[[escalation_policies]]`: named policies besides `escalation`.
+    pub policies: Vec<EscalationPolicy>,
+    /// `[[routes]]`: label matchers → service, first match wins.
+    pub routes: Vec<Route>,
+    /// lim's public base URL, for links in notifications.
+    pub public_url: Option<String>,
+    /// `[channels]`, or the quick-start environment without a file.
+    pub channels: ChannelSettings,
 }
 
 impl Default for Config {
@@ -82,6 +98,58 @@ impl Default for Config {
             allow_unauthenticated: false,
             access: Access::default(),
             heartbeats: Vec::new(),
+            users: Vec::new(),
+            teams: Vec::new(),
+            schedules: Vec::new(),
+            policies: Vec::new(),
+            routes: Vec::new(),
+            public_url: None,
+            channels: ChannelSettings::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The core's configuration: policies, which service follows which,
+    /// the directory policy targets resolve through, heartbeat monitors.
+    pub fn system_config(&self) -> incident_actors::SystemConfig {
+        use incident_actors::domain::{Contact, Directory};
+        let mut directory = Directory::default();
+        for u in &self.users {
+            directory.users.insert(
+                u.name.clone(),
+                Contact {
+                    email: u.email.clone(),
+                    slack_user_id: u.slack_user_id.clone(),
+                },
+            );
+        }
+        for t in &self.teams {
+            directory.teams.insert(t.name.clone(), t.members.clone());
+        }
+        for s in &self.schedules {
+            directory.schedules.insert(s.name.clone(), s.clone());
+        }
+        directory.channels = self.channels.recipients();
+        directory.email_enabled = self.channels.email.is_some();
+        directory.slack_enabled = self.channels.slack.is_some();
+        incident_actors::SystemConfig {
+            policy: self.escalation.clone(),
+            policies: self
+                .policies
+                .iter()
+                .map(|p| (p.name.clone(), p.clone()))
+                .collect(),
+            service_policies: self
+                .access
+                .services()
+                .iter()
+                .map(|s| (s.name.clone(), s.escalation_policy.clone()))
+                .collect(),
+            directory,
+            heartbeats: self.heartbeats.clone(),
+            public_url: self.public_url.clone(),
+            ..incident_actors::SystemConfig::default()
         }
     }
 }
@@ -106,6 +174,13 @@ pub struct FileSettings {
     pub services: Vec<Service>,
     pub api_tokens: Vec<ApiToken>,
     pub heartbeats: Vec<HeartbeatMonitor>,
+    pub users: Vec<User>,
+    pub teams: Vec<Team>,
+    pub schedules: Vec<Schedule>,
+    pub policies: Vec<EscalationPolicy>,
+    pub routes: Vec<Route>,
+    pub public_url: Option<String>,
+    pub channels: ChannelSettings,
 }
 
 /// One problem in a config file, located at a 1-based line and column.
@@ -222,18 +297,6 @@ pub fn parse_resolve_timeout(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// Checks that a policy target names an existing channel.
-pub fn check_channel(name: &str) -> Result<(), String> {
-    if KNOWN_CHANNELS.contains(&name) {
-        Ok(())
-    } else {
-        Err(format!(
-            "unknown channel {name:?}: known channels are {}",
-            KNOWN_CHANNELS.join(", ")
-        ))
-    }
-}
-
 // ---- the file as written, with spans ------------------------------------
 
 #[derive(Debug, Deserialize)]
@@ -251,6 +314,18 @@ struct RawFile {
     api_tokens: Vec<RawToken>,
     #[serde(default)]
     heartbeats: Vec<RawHeartbeat>,
+    public_url: Option<Spanned<String>>,
+    #[serde(default)]
+    users: Vec<oncall::RawUser>,
+    #[serde(default)]
+    teams: Vec<oncall::RawTeam>,
+    #[serde(default)]
+    schedules: Vec<oncall::RawSchedule>,
+    #[serde(default)]
+    escalation_policies: Vec<Spanned<RawEscalation>>,
+    #[serde(default)]
+    routes: Vec<oncall::RawRoute>,
+    channels: Option<channels::RawChannels>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -290,6 +365,8 @@ struct RawAuth {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEscalation {
+    /// Required in `[[escalation_policies]]`; `[escalation]` is `default`.
+    name: Option<Spanned<String>>,
     #[serde(default)]
     repeat: u32,
     ack_timeout: Option<Spanned<String>>,
@@ -343,13 +420,53 @@ pub fn parse_file(text: &str) -> Result<FileSettings, Vec<Diagnostic>> {
     let resolve_timeout = raw
         .resolve_timeout
         .and_then(|t| checker.check(t.span(), parse_resolve_timeout(t.get_ref())));
-    let escalation = raw.escalation.and_then(|e| build_policy(&mut checker, e));
+    let users = oncall::build_users(&mut checker, raw.users);
+    let teams = oncall::build_teams(&mut checker, raw.teams, &users);
+    let schedules = oncall::build_schedules(&mut checker, raw.schedules, &users);
+    let channel_settings = channels::build_channels(&mut checker, raw.channels);
+    let channel_names = channel_settings.names();
+    let known = oncall::KnownTargets {
+        users: &users,
+        teams: &teams,
+        schedules: &schedules,
+        channels: &channel_names,
+    };
+    let escalation = raw
+        .escalation
+        .and_then(|e| build_policy(&mut checker, e, &known, false));
+    let mut policies: Vec<EscalationPolicy> = Vec::new();
+    for p in raw.escalation_policies {
+        if let Some(policy) = build_policy(&mut checker, p, &known, true) {
+            policies.push(policy);
+        }
+    }
+    let public_url = raw.public_url.and_then(|u| {
+        let span = u.span();
+        let url = u.into_inner();
+        let ok = url.starts_with("http://") || url.starts_with("https://");
+        checker
+            .check(
+                span,
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "invalid public_url {url:?}: expected http(s)://host[/path]"
+                    ))
+                },
+            )
+            .map(|()| url.trim_end_matches('/').to_string())
+    });
     let limits = raw.limits.and_then(|l| {
         let span = l.span();
         let limits = l.into_inner();
         checker.check(span, limits.validate()).map(|()| limits)
     });
-    let services = build_services(&mut checker, raw.services);
+    let policy_names: Vec<&str> = std::iter::once(POLICY_NAME)
+        .chain(policies.iter().map(|p| p.name.as_str()))
+        .collect();
+    let services = build_services(&mut checker, raw.services, &policy_names);
+    let routes = oncall::build_routes(&mut checker, raw.routes, &services);
     let api_tokens = build_tokens(&mut checker, raw.api_tokens);
     let heartbeats = build_heartbeats(&mut checker, raw.heartbeats, &services);
     if checker.items.is_empty() {
@@ -363,19 +480,55 @@ pub fn parse_file(text: &str) -> Result<FileSettings, Vec<Diagnostic>> {
             services,
             api_tokens,
             heartbeats,
+            users,
+            teams,
+            schedules,
+            policies,
+            routes,
+            public_url,
+            channels: channel_settings,
         })
     } else {
         Err(checker.items)
     }
 }
 
+/// Builds one policy: `[escalation]` (named `default`, no `name` key) or
+/// an entry of `[[escalation_policies]]` (`named`: a `name` is required).
 fn build_policy(
     checker: &mut Checker<'_>,
     raw: Spanned<RawEscalation>,
+    known: &oncall::KnownTargets<'_>,
+    named: bool,
 ) -> Option<EscalationPolicy> {
     let table_span = raw.span();
     let raw = raw.into_inner();
     let before = checker.items.len();
+    let name = match (named, raw.name) {
+        (false, None) => POLICY_NAME.to_string(),
+        (false, Some(n)) => {
+            checker.check::<()>(
+                n.span(),
+                Err("[escalation] is the `default` policy; name other policies in [[escalation_policies]]".into()),
+            );
+            return None;
+        }
+        (true, None) => {
+            checker.check::<()>(
+                table_span,
+                Err("a policy in [[escalation_policies]] needs a `name`".into()),
+            );
+            return None;
+        }
+        (true, Some(n)) if n.get_ref() == POLICY_NAME => {
+            checker.check::<()>(
+                n.span(),
+                Err("the `default` policy is the [escalation] table; pick another name".into()),
+            );
+            return None;
+        }
+        (true, Some(n)) => n.into_inner(),
+    };
     let ack_timeout = raw
         .ack_timeout
         .and_then(|t| checker.check(t.span(), parse_duration(t.get_ref())));
@@ -385,11 +538,8 @@ fn build_policy(
         let delay = checker.check(step.delay.span(), parse_duration(step.delay.get_ref()));
         let mut targets = Vec::new();
         for target in step.targets.into_inner() {
-            if checker
-                .check(target.span(), check_channel(target.get_ref()))
-                .is_some()
-            {
-                targets.push(Target::Channel(target.into_inner()));
+            if let Some(t) = checker.check(target.span(), known.parse(target.get_ref())) {
+                targets.push(t);
             }
         }
         if let Some(delay) = delay {
@@ -400,7 +550,7 @@ fn build_policy(
         return None;
     }
     let policy = EscalationPolicy {
-        name: POLICY_NAME.to_string(),
+        name,
         steps,
         repeat: raw.repeat,
         ack_timeout,
@@ -446,7 +596,11 @@ pub fn check_label_name(name: &str) -> Result<(), String> {
     }
 }
 
-fn build_services(checker: &mut Checker<'_>, raw: Vec<RawService>) -> Vec<Service> {
+fn build_services(
+    checker: &mut Checker<'_>,
+    raw: Vec<RawService>,
+    policy_names: &[&str],
+) -> Vec<Service> {
     let mut names = HashSet::new();
     let mut keys: Vec<SecretDigest> = Vec::new();
     let mut services = Vec::new();
@@ -482,12 +636,12 @@ fn build_services(checker: &mut Checker<'_>, raw: Vec<RawService>) -> Vec<Servic
             Some(p) => {
                 let span = p.span();
                 let p = p.into_inner();
-                let known = if p == POLICY_NAME {
+                let known = if policy_names.contains(&p.as_str()) {
                     Ok(())
                 } else {
                     Err(format!(
-                        "unknown escalation policy {p:?}: the only policy is {POLICY_NAME:?} \
-                         (the [escalation] table)"
+                        "unknown escalation policy {p:?}: the policies are {}",
+                        policy_names.join(", ")
                     ))
                 };
                 checker.check(span, known);
@@ -661,6 +815,13 @@ pub fn resolve(file: FileSettings, overrides: &Overrides) -> Result<Config, Conf
     }
     config.access = Access::new(file.services, file.api_tokens);
     config.heartbeats = file.heartbeats;
+    config.users = file.users;
+    config.teams = file.teams;
+    config.schedules = file.schedules;
+    config.policies = file.policies;
+    config.routes = file.routes;
+    config.public_url = file.public_url;
+    config.channels = file.channels;
     if let Some(listen) = &overrides.listen {
         config.listen = parse_listen(listen).map_err(|message| ConfigError::Env {
             var: "LIM_LISTEN",
@@ -700,10 +861,30 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
         None => FileSettings::default(),
     };
     let mut config = resolve(settings, overrides)?;
+    if file.is_none() {
+        let env = ChannelSettings::from_env(|name| std::env::var(name).ok())?;
+        apply_env_channels(&mut config, env);
+    }
     let env = std::env::var(RESOLVE_TIMEOUT_ENV).ok();
     apply_resolve_timeout_env(&mut config, env.as_deref())?;
     check_exposure(&config)?;
     Ok(config)
+}
+
+/// With no config file, channels configured through the environment join
+/// every step of the default policy (next to the console).
+pub fn apply_env_channels(config: &mut Config, channels: ChannelSettings) {
+    use incident_actors::domain::Target;
+    let names = channels.names();
+    for step in &mut config.escalation.steps {
+        for name in &names {
+            let target = Target::Channel(name.clone());
+            if !step.targets.contains(&target) {
+                step.targets.push(target);
+            }
+        }
+    }
+    config.channels = channels;
 }
 
 /// Refuses to listen beyond loopback while a door is open, unless the
@@ -788,7 +969,10 @@ targets = ["console"]
         assert_eq!(p.ack_timeout, Some(Duration::from_secs(30 * 60)));
         assert_eq!(p.steps.len(), 2);
         assert_eq!(p.steps[1].delay, Duration::from_secs(90 * 60));
-        assert_eq!(p.steps[0].targets, vec![Target::Channel("console".into())]);
+        assert_eq!(
+            p.steps[0].targets,
+            vec![incident_actors::domain::Target::Channel("console".into())]
+        );
     }
 
     #[test]
@@ -962,7 +1146,9 @@ scopes = ["admin"]
         assert!(e[0].2.contains("invalid service name"));
         assert!(e[1].2.contains("too short"));
         assert!(e[2].2.contains("used twice"));
-        assert!(e[3].2.contains("unknown escalation policy \"night\""));
+        assert!(e[3]
+            .2
+            .contains("unknown escalation policy \"night\": the policies are default"));
         assert!(e[4].2.contains("invalid label name"));
         assert!(e[5].2.contains("`service`"));
         assert!(e[7].2.contains("SHA-256"));
@@ -988,6 +1174,240 @@ scopes = ["admin"]
         let e = exposed(&tokens).unwrap_err();
         assert!(e.contains("no service has an integration key"), "{e}");
         assert!(exposed(&format!("{keys}{tokens}")).is_ok());
+    }
+
+    const ONCALL: &str = r#"
+public_url = "https://lim.example.com/"
+
+[[users]]
+name = "alice"
+email = "alice@example.com"
+slack_user_id = "U1"
+time_zone = "Europe/Berlin"
+
+[[users]]
+name = "bob"
+email = "bob@example.com"
+
+[[teams]]
+name = "ml"
+members = ["alice", "bob"]
+
+[[schedules]]
+name = "primary"
+time_zone = "Europe/Berlin"
+[[schedules.rotations]]
+participants = ["alice", "bob"]
+shift = "1w"
+handoff = "09:00"
+start = "2026-11-02"
+[[schedules.overrides]]
+user = "bob"
+start = "2026-12-24T00:00:00+01:00"
+end = "2026-12-27T00:00:00+01:00"
+
+[[escalation_policies]]
+name = "llm"
+repeat = 1
+[[escalation_policies.steps]]
+delay = "5m"
+targets = ["schedule:primary", "console"]
+[[escalation_policies.steps]]
+delay = "10m"
+targets = ["team:ml", "user:alice"]
+
+[[services]]
+name = "gateway"
+escalation_policy = "llm"
+
+[[routes]]
+matchers = ["model=~gpt.*"]
+service = "gateway"
+"#;
+
+    #[test]
+    fn users_teams_schedules_policies_and_routes() {
+        let s = parse_file(ONCALL).unwrap();
+        assert_eq!(s.public_url.as_deref(), Some("https://lim.example.com"));
+        assert_eq!(s.users.len(), 2);
+        assert_eq!(s.teams[0].members, vec!["alice", "bob"]);
+        let primary = &s.schedules[0];
+        assert_eq!(primary.time_zone.name(), "Europe/Berlin");
+        assert_eq!(primary.overrides.len(), 1);
+        let p = &s.policies[0];
+        assert_eq!(p.name, "llm");
+        use incident_actors::domain::Target;
+        assert_eq!(
+            p.steps[0].targets,
+            vec![
+                Target::Schedule("primary".into()),
+                Target::Channel("console".into())
+            ]
+        );
+        assert_eq!(
+            p.steps[1].targets,
+            vec![Target::Team("ml".into()), Target::User("alice".into())]
+        );
+        assert_eq!(s.services[0].escalation_policy, "llm");
+        assert_eq!(s.routes[0].service, "gateway");
+        let c = resolve(s, &Overrides::default()).unwrap();
+        assert_eq!(c.schedules.len(), 1);
+    }
+
+    #[test]
+    fn dangling_references_are_located() {
+        let text = r#"[[users]]
+name = "alice"
+email = "not an address"
+
+[[teams]]
+name = "ml"
+members = ["alice", "zed"]
+
+[[schedules]]
+name = "primary"
+time_zone = "Mars/Olympus"
+[[schedules.rotations]]
+participants = ["yan"]
+shift = "3x"
+handoff = "25:00"
+start = "2026-13-01"
+
+[[escalation_policies]]
+name = "p"
+[[escalation_policies.steps]]
+delay = "5m"
+targets = ["schedule:secondary", "user:alice", "pager", "crew:x"]
+
+[[services]]
+name = "s"
+escalation_policy = "q"
+
+[[routes]]
+matchers = ["model=~("]
+service = "nope"
+"#;
+        let e = errors(text);
+        let lines: Vec<usize> = e.iter().map(|(l, _, _)| *l).collect();
+        assert_eq!(
+            lines,
+            vec![3, 7, 11, 13, 14, 15, 16, 22, 22, 22, 26, 29, 30],
+            "{e:#?}"
+        );
+        let all = e
+            .iter()
+            .map(|(_, _, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for needle in [
+            "invalid email address",
+            "unknown user \"zed\"",
+            "Mars/Olympus",
+            "unknown user \"yan\"",
+            "unknown target schedule:secondary",
+            "unknown channel \"pager\"",
+            "unknown kind \"crew\"",
+            "unknown escalation policy \"q\"",
+            "unknown service \"nope\"",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn channels_table_names_policy_targets() {
+        let text = r##"
+[channels.slack]
+bot_token = "xoxb-1"
+default_channel = "#oncall"
+
+[channels.email]
+host = "127.0.0.1"
+port = 2525
+tls = "none"
+from = "lim@example.com"
+to = ["oncall@example.com"]
+
+[[channels.webhooks]]
+name = "ops"
+url = "http://127.0.0.1:9/hook"
+secret = "s"
+
+[escalation]
+[[escalation.steps]]
+delay = "5m"
+targets = ["slack", "channel:email", "ops", "console"]
+"##;
+        let s = parse_file(text).unwrap();
+        assert_eq!(s.channels.names(), vec!["console", "slack", "email", "ops"]);
+        let c = resolve(s, &Overrides::default()).unwrap();
+        let sys = c.system_config();
+        assert!(sys.directory.email_enabled && sys.directory.slack_enabled);
+        assert_eq!(sys.directory.channels.len(), 4);
+        let e = errors("[[channels.webhooks]]\nname = \"slack\"\nurl = \"http://x\"\n");
+        assert!(e[0].2.contains("reserved"), "{e:?}");
+        let e =
+            errors("[escalation]\n[[escalation.steps]]\ndelay = \"1m\"\ntargets = [\"slack\"]\n");
+        assert!(e[0].2.contains("unknown channel \"slack\""), "{e:?}");
+        assert!(
+            parse_file(
+                "[channels.slack]\nbot_token = \"x\"\ndefault_channel = \"#a\"\ncolour = 1\n"
+            )
+            .is_err(),
+            "unknown keys are errors"
+        );
+    }
+
+    #[test]
+    fn quick_start_channels_from_the_environment_join_the_default_policy() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let channels = ChannelSettings::from_env(env(&[
+            ("LIM_SLACK_BOT_TOKEN", "xoxb-9"),
+            ("LIM_SLACK_CHANNEL", "#oncall"),
+            ("LIM_SLACK_API_URL", "http://127.0.0.1:1/api/"),
+            ("LIM_SMTP_URL", "smtp://127.0.0.1:2525"),
+            ("LIM_EMAIL_TO", "a@example.com, b@example.com"),
+            ("LIM_EMAIL_FROM", "lim@example.com"),
+            ("LIM_WEBHOOK_URL", "http://127.0.0.1:2/hook"),
+            ("LIM_WEBHOOK_SECRET", "s3cret"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            channels.slack.as_ref().unwrap().api_url,
+            "http://127.0.0.1:1/api/"
+        );
+        assert_eq!(channels.email.as_ref().unwrap().to.len(), 2);
+        assert_eq!(channels.webhooks[0].secret.as_deref(), Some("s3cret"));
+        let mut c = Config::default();
+        apply_env_channels(&mut c, channels);
+        let targets: Vec<String> = c.escalation.steps[0]
+            .targets
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(
+            targets,
+            vec![
+                "channel:console",
+                "channel:slack",
+                "channel:email",
+                "channel:webhook"
+            ]
+        );
+        let e = ChannelSettings::from_env(env(&[("LIM_SLACK_BOT_TOKEN", "xoxb-9")])).unwrap_err();
+        assert!(e.to_string().contains("LIM_SLACK_CHANNEL"), "{e}");
+        let e = ChannelSettings::from_env(env(&[("LIM_SMTP_URL", "smtp://h:25")])).unwrap_err();
+        assert!(e.to_string().contains("LIM_EMAIL_TO"), "{e}");
+        assert_eq!(
+            ChannelSettings::from_env(env(&[])).unwrap(),
+            ChannelSettings::default()
+        );
     }
 
     #[test]
