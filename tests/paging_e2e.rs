@@ -260,3 +260,45 @@ targets = ["slack", "ops"]
         .iter()
         .all(|(m, _)| m == "chat.postMessage"));
 }
+
+/// The quick start: no config file, a Slack channel and a webhook from the
+/// environment join the default policy and are paged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_start_channels_from_the_environment_are_paged() {
+    let (received, base) = receivers().await;
+    let (_db, url) = support::temp_sqlite_url();
+    let slack_api = format!("{base}/api/");
+    let hook = format!("{base}/hook");
+    let server = LimProcess::start_with_env(
+        binary(),
+        &url,
+        None,
+        &[
+            ("LIM_SLACK_BOT_TOKEN", "xoxb-e2e"),
+            ("LIM_SLACK_CHANNEL", "#oncall"),
+            ("LIM_SLACK_API_URL", &slack_api),
+            ("LIM_WEBHOOK_URL", &hook),
+            ("LIM_WEBHOOK_SECRET", SECRET),
+        ],
+    )
+    .await;
+    let r = reqwest::Client::new()
+        .post(server.url("/v1/alerts"))
+        .json(&json!({"labels": {"alertname": "QuickStart"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let (method, message) = eventually("the Slack page", || {
+        received.slack.lock().unwrap().first().cloned()
+    })
+    .await;
+    assert_eq!(method, "chat.postMessage");
+    assert_eq!(message["channel"], "#oncall");
+    let page = eventually("the webhook page", || {
+        received.webhook.lock().unwrap().first().cloned()
+    })
+    .await;
+    assert_eq!(page["event"], "incident.triggered");
+    assert_eq!(page["page"]["target"], "channel:webhook");
+}

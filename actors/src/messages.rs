@@ -188,6 +188,8 @@ pub enum PersistenceMsg {
     },
     /// Record a repeat; written with a later batch.
     Touch(Touch),
+    /// Record a delivery attempt; written with the next group commit.
+    Attempt(crate::ports::AttemptRecord),
     /// Commit whatever is pending now.
     Flush,
     /// Commit everything queued before this message, then answer. The

@@ -25,7 +25,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::domain::IncidentId;
 use crate::messages::PersistenceMsg;
-use crate::ports::{IncidentWrite, Store, StoreError, Touch, WriteBatch};
+use crate::ports::{AttemptRecord, IncidentWrite, Store, StoreError, Touch, WriteBatch};
 use crate::system::CoreContext;
 
 pub struct PersistenceActor;
@@ -42,6 +42,8 @@ pub struct PersistenceState {
     /// Incident writes in `pending` (the batch size).
     pending_writes: usize,
     touches: HashMap<IncidentId, Touch>,
+    /// Delivery attempts to record (the notifier's outcomes).
+    attempts: Vec<AttemptRecord>,
     flush_queued: bool,
     touch_timer: Option<TimerHandle>,
     /// Observable figures: size of the last batch and commits so far.
@@ -68,7 +70,29 @@ fn failure_for_waiter(e: &StoreError) -> StoreError {
     }
 }
 
+/// Most attempts kept for a retry while the store is down; beyond, the
+/// oldest are dropped (their rows stay pending and are re-sent after a
+/// restart: at-least-once).
+const MAX_QUEUED_ATTEMPTS: usize = 100_000;
+
 impl PersistenceState {
+    /// Writes the queued delivery attempts in one transaction; on failure
+    /// they wait for the next flush.
+    async fn record_attempts(&mut self, store: &dyn Store) {
+        if self.attempts.is_empty() {
+            return;
+        }
+        let attempts = std::mem::take(&mut self.attempts);
+        if let Err(e) = store.record_attempts(&attempts).await {
+            tracing::warn!(error = %e, attempts = attempts.len(), "cannot record delivery attempts; will retry");
+            let mut kept = attempts;
+            kept.append(&mut self.attempts);
+            let excess = kept.len().saturating_sub(MAX_QUEUED_ATTEMPTS);
+            kept.drain(..excess);
+            self.attempts = kept;
+        }
+    }
+
     /// Commits everything pending in one transaction and answers its callers.
     async fn flush(&mut self, store: &dyn Store) -> Result<(), StoreError> {
         self.flush_queued = false;
@@ -78,6 +102,7 @@ impl PersistenceState {
         let pending = std::mem::take(&mut self.pending);
         self.pending_writes = 0;
         let touches: Vec<Touch> = self.touches.drain().map(|(_, t)| t).collect();
+        self.record_attempts(store).await;
         if pending.is_empty() && touches.is_empty() {
             return Ok(());
         }
@@ -153,6 +178,7 @@ impl Actor for PersistenceActor {
             pending: Vec::new(),
             pending_writes: 0,
             touches: HashMap::new(),
+            attempts: Vec::new(),
             flush_queued: false,
             touch_timer: None,
             last_batch: 0,
@@ -203,6 +229,13 @@ impl Actor for PersistenceActor {
                 if state.touch_timer.is_none() && !state.flush_queued {
                     let every: Duration = state.ctx.config.touch_flush_interval;
                     state.touch_timer = Some(myself.send_after(every, || PersistenceMsg::Flush));
+                }
+            }
+            PersistenceMsg::Attempt(a) => {
+                state.attempts.push(a);
+                if !state.flush_queued {
+                    state.flush_queued = true;
+                    myself.cast(PersistenceMsg::Flush)?;
                 }
             }
             PersistenceMsg::Flush => {

@@ -474,6 +474,13 @@ impl System {
         ractor::call_t!(actor, IncidentMsg::Get, 5_000).ok()?
     }
 
+    /// The notifier's worker for `transport` (`console`, `email`, `slack`,
+    /// `webhook:<name>`) as it is now; `None` if no channel serves it or the
+    /// worker did not answer within the call timeout.
+    pub async fn channel_worker(&self, transport: &str) -> Option<crate::notifier::WorkerStatus> {
+        crate::notifier::worker_status(&self.ctx, transport).await
+    }
+
     /// The router's actor id (it changes when the root restarts the router).
     pub fn router_id(&self) -> Option<ractor::ActorId> {
         self.router().ok().map(|r| r.get_id())

@@ -1,9 +1,11 @@
 //! The notifier pool on tokio's paused clock, with the in-memory store and
 //! scripted channels: pages are recorded pending in the commit that fires
 //! them and moved forward by the pool (delivered, retried with backoff,
-//! failed, cancelled); a slow channel never delays another; a restart sends
-//! what is still pending and nothing already delivered; updates land on the
-//! page they follow up; the rate limit spaces sends.
+//! failed, cancelled); a slow channel never delays another, each being
+//! served by a factory worker of its own; a restart sends what is still
+//! pending and nothing already delivered, and so does a crashed worker's
+//! replacement; updates land on the page they follow up; the rate limit
+//! spaces sends.
 
 mod common;
 
@@ -16,7 +18,7 @@ use common::*;
 use incident_actors::domain::{
     Alert, AlertStatus, AttemptOutcome, Attribution, Delivery, DeliveryKey, DeliveryStatus,
     EscalationPolicy, EscalationStep, HeartbeatState, Incident, IncidentId, Interface,
-    NotificationEvent, Recipient, Silence, SilenceId, Target, TimelineEvent,
+    NotificationEvent, Recipient, RestartPolicy, Silence, SilenceId, Target, TimelineEvent,
 };
 use incident_actors::memory_store::MemoryStore;
 use incident_actors::notifier::NotifierSettings;
@@ -803,5 +805,129 @@ async fn a_page_fired_while_the_pool_starts_is_sent_once() {
     let pages: Vec<_> = rows(&store, id).await;
     assert_eq!(pages.len(), 2);
     assert!(pages.iter().all(|d| d.status == DeliveryStatus::Delivered));
+    system.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_channel_is_served_by_a_factory_worker_of_its_own() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = TestClock::new();
+    let console = Arc::new(Scripted::new("console").slow(Duration::from_secs(10 * 60)));
+    let webhook = Arc::new(Scripted::new("webhook:hook"));
+    let config = SystemConfig {
+        notifier: settings(5, 1),
+        ..config(&["console", "hook"])
+    };
+    let system = spawn(config, &store, &clock, &[&console, &webhook]).await;
+    open_incident(&system, "Both").await;
+    settle().await;
+
+    // Each is asked through the factory, with a job keyed by its transport:
+    // the console's worker answers while its send is still under way.
+    let on_console = system
+        .channel_worker("console")
+        .await
+        .expect("console worker");
+    let on_hook = system
+        .channel_worker("webhook:hook")
+        .await
+        .expect("webhook worker");
+    assert_eq!(on_console.channel, "console");
+    assert_eq!(on_hook.channel, "webhook:hook");
+    assert_ne!(
+        on_console.worker, on_hook.worker,
+        "two channels never share a worker"
+    );
+    assert_eq!(
+        (on_console.in_flight, on_console.delivered),
+        (1, 0),
+        "{on_console:?}"
+    );
+    assert_eq!(
+        (on_hook.in_flight, on_hook.delivered),
+        (0, 1),
+        "{on_hook:?}"
+    );
+    assert_eq!(
+        system.channel_worker("slack").await,
+        None,
+        "no channel, no worker"
+    );
+    system.shutdown().await;
+}
+
+/// What the worker of `transport` has delivered since it started.
+async fn delivered_by(system: &System, transport: &str) -> u64 {
+    system
+        .channel_worker(transport)
+        .await
+        .unwrap_or_else(|| panic!("no worker for {transport}"))
+        .delivered
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crashed_channel_worker_is_restarted_and_sends_what_it_held() {
+    let store = Arc::new(MemoryStore::new());
+    let clock = TestClock::new();
+    let console = Arc::new(Scripted::new("console").slow(Duration::from_secs(10)));
+    let webhook = Arc::new(Scripted::new("webhook:hook"));
+    let config = SystemConfig {
+        restart: RestartPolicy {
+            max_restarts: 1,
+            within: Duration::from_secs(60),
+        },
+        ..config(&["console", "hook"])
+    };
+    let system = spawn(config, &store, &clock, &[&console, &webhook]).await;
+    let id = open_incident(&system, "Crash").await;
+    settle().await;
+    let to_console = page_key(&store, id, "console", &Recipient::Console).await;
+    let console_worker = system.channel_worker("console").await.unwrap().worker;
+    assert_eq!(delivered_by(&system, "webhook:hook").await, 1);
+
+    // The console's answer comes back at 10 s; recording it reads the
+    // clock, which panics: the worker dies with the page in hand, and the
+    // factory replaces it.
+    clock.panic_next(1);
+    sleep_secs(11).await;
+    let sent: Vec<_> = console.calls().iter().map(|(_, n)| n.key.clone()).collect();
+    assert_eq!(
+        sent,
+        [to_console.clone(), to_console.clone()],
+        "the replacement sends the page it held again"
+    );
+    let d = row(&store, &to_console).await;
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Pending, 0));
+    let back = system.channel_worker("console").await.unwrap();
+    assert_eq!(back.worker, console_worker, "the same worker index");
+    assert_eq!((back.in_flight, back.delivered), (1, 0), "{back:?}");
+    assert_eq!(
+        delivered_by(&system, "webhook:hook").await,
+        1,
+        "the other channel's worker was left alone"
+    );
+
+    // A second death within the minute exceeds the restart intensity: the
+    // factory fails, the pool with it, and the root starts a new pool,
+    // which sends what is pending.
+    clock.panic_next(1);
+    sleep_secs(10).await;
+    settle().await;
+    assert!(system.is_running());
+    assert_eq!(
+        delivered_by(&system, "webhook:hook").await,
+        0,
+        "a new pool, new workers"
+    );
+    sleep_secs(11).await;
+    let d = row(&store, &to_console).await;
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Delivered, 1));
+    assert_eq!(console.calls().len(), 3);
+    assert_eq!(
+        webhook.calls().len(),
+        1,
+        "a delivered page is not sent again"
+    );
+    assert!(store.pending_deliveries().await.unwrap().is_empty());
     system.shutdown().await;
 }

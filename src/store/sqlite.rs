@@ -16,7 +16,9 @@ use incident_actors::domain::{
     Alert, AttemptOutcome, Delivery, DeliveryKey, HeartbeatState, Incident, IncidentId, Silence,
     SilenceId, TimelineEvent,
 };
-use incident_actors::ports::{IncidentQuery, Store, StoreError, StoredAlert, WriteBatch};
+use incident_actors::ports::{
+    AttemptRecord, IncidentQuery, Store, StoreError, StoredAlert, WriteBatch,
+};
 use incident_actors::time::Timestamp;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -418,34 +420,33 @@ impl Store for SqliteStore {
         outcome: &AttemptOutcome,
         at: Timestamp,
     ) -> Result<(), StoreError> {
-        // Read, apply `Delivery::record`, write back: one transaction that
-        // takes the write lock up front, so no other write comes between.
+        // Read, apply `Delivery::record`, write back, in one transaction.
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(store_error)?;
-        let sql = format!("{} WHERE key = ?1", deliveries::SELECT_SQL);
-        let row: Option<DeliveryColumns> = sqlx::query_as(&sql)
-            .bind(&key.0)
-            .fetch_optional(&mut *tx)
+        apply_attempt(&mut tx, key, outcome, at).await?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(store_error)?;
-        let row = row.ok_or_else(|| deliveries::unknown(key))?;
-        if let Some((id, r)) = deliveries::recorded(row, outcome, at)? {
-            sqlx::query(
-                "UPDATE notifications SET status = ?1, attempts = ?2, last_error = ?3, \
-                 external_ref = ?4, updated_at = ?5 WHERE id = ?6",
-            )
-            .bind(r.status)
-            .bind(r.attempts)
-            .bind(&r.last_error)
-            .bind(&r.external_ref)
-            .bind(r.updated_at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+        for a in attempts {
+            match apply_attempt(&mut tx, &a.key, &a.outcome, a.at).await {
+                Ok(()) => {}
+                Err(StoreError::Rejected(why)) => {
+                    tracing::warn!(error = %why, "delivery attempt for an unknown key skipped")
+                }
+                Err(e) => return Err(e),
+            }
         }
         tx.commit().await.map_err(store_error)
     }
@@ -458,6 +459,40 @@ impl Store for SqliteStore {
         self.deliveries_where("incident_id = ?1", Some(db_id(incident)?))
             .await
     }
+}
+
+/// One attempt inside a transaction: the row read (locked where the
+/// backend needs it), `Delivery::record` applied, the row written back.
+/// An unknown key is `Rejected`.
+async fn apply_attempt(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    key: &DeliveryKey,
+    outcome: &AttemptOutcome,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    let sql = format!("{} WHERE key = ?1", deliveries::SELECT_SQL);
+    let row: Option<DeliveryColumns> = sqlx::query_as(&sql)
+        .bind(&key.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(store_error)?;
+    let row = row.ok_or_else(|| deliveries::unknown(key))?;
+    if let Some((id, r)) = deliveries::recorded(row, outcome, at)? {
+        sqlx::query(
+            "UPDATE notifications SET status = ?1, attempts = ?2, last_error = ?3, \
+             external_ref = ?4, updated_at = ?5 WHERE id = ?6",
+        )
+        .bind(r.status)
+        .bind(r.attempts)
+        .bind(&r.last_error)
+        .bind(&r.external_ref)
+        .bind(r.updated_at)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(store_error)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

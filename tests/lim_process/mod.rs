@@ -17,7 +17,18 @@ pub struct LimProcess {
 impl LimProcess {
     /// Starts `lim serve` with `LIM_LISTEN=127.0.0.1:0` and waits for `/readyz`.
     pub async fn start(binary: &Path, database_url: &str, config: Option<&Path>) -> LimProcess {
+        Self::start_with_env(binary, database_url, config, &[]).await
+    }
+
+    /// [`LimProcess::start`] with extra environment variables.
+    pub async fn start_with_env(
+        binary: &Path,
+        database_url: &str,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> LimProcess {
         let mut cmd = Command::new(binary);
+        cmd.envs(env.iter().copied());
         cmd.arg("serve")
             .env("LIM_LISTEN", "127.0.0.1:0")
             .env("LIM_DATABASE_URL", database_url)
