@@ -40,6 +40,8 @@ struct Tables {
 pub struct MemoryStore {
     tables: Mutex<Tables>,
     fail: AtomicBool,
+    fail_commits: AtomicBool,
+    pending_read_delay: Mutex<Option<std::time::Duration>>,
     commits: AtomicU64,
 }
 
@@ -51,6 +53,17 @@ impl MemoryStore {
     /// While set, every call fails with `StoreError::Unavailable`.
     pub fn set_failing(&self, failing: bool) {
         self.fail.store(failing, Ordering::SeqCst);
+    }
+
+    /// While set, commits fail (`Unavailable`); reads still work.
+    pub fn set_failing_commits(&self, failing: bool) {
+        self.fail_commits.store(failing, Ordering::SeqCst);
+    }
+
+    /// Makes `pending_deliveries` take this long (on tokio's clock), to
+    /// widen races with the notifier's start-up read.
+    pub fn set_pending_read_delay(&self, delay: Option<std::time::Duration>) {
+        *self.pending_read_delay.lock().expect("memory store lock") = delay;
     }
 
     /// Number of successful commits (each one a transaction).
@@ -80,6 +93,9 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         self.check()?;
+        if self.fail_commits.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("commits set to fail".into()));
+        }
         let mut t = self.tables.lock().expect("memory store lock");
         // Check the invariant for the whole batch before writing anything,
         // on an overlay of the open-fingerprint index (O(batch), not O(store)).
@@ -311,6 +327,10 @@ impl Store for MemoryStore {
     }
 
     async fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
+        let delay = *self.pending_read_delay.lock().expect("memory store lock");
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         self.check()?;
         let t = self.tables.lock().expect("memory store lock");
         let mut rows: Vec<_> = t

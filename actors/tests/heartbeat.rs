@@ -6,19 +6,16 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use common::*;
 use incident_actors::domain::{
-    Alert, HeartbeatHealth, HeartbeatMonitor, HeartbeatState, Incident, IncidentId, IncidentStatus,
-    Interface, Silence, SilenceId, TimelineEvent,
+    HeartbeatHealth, HeartbeatMonitor, HeartbeatState, Incident, IncidentStatus, Interface,
 };
 use incident_actors::heartbeat::HEARTBEAT_RETRY;
 use incident_actors::memory_store::MemoryStore;
-use incident_actors::ports::{IncidentQuery, StoreError, StoredAlert, WriteBatch};
+use incident_actors::ports::IncidentQuery;
 use incident_actors::time::Timestamp;
 use incident_actors::{HeartbeatError, SystemConfig};
 
@@ -397,90 +394,10 @@ async fn a_miss_is_retried_while_the_store_is_down() {
     h.system.shutdown().await;
 }
 
-/// The memory store, with incident commits (not heartbeat saves) made to
-/// fail on demand: a ping is recorded but its recovery cannot be sent.
-struct CommitsFail {
-    inner: Arc<MemoryStore>,
-    failing: AtomicBool,
-}
-
-#[async_trait]
-impl Store for CommitsFail {
-    async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("commits set to fail".into()));
-        }
-        self.inner.commit(batch).await
-    }
-    async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
-        self.inner.load_open_incidents().await
-    }
-    async fn max_incident_id(&self) -> Result<Option<IncidentId>, StoreError> {
-        self.inner.max_incident_id().await
-    }
-    async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
-        self.inner.get_incident(id).await
-    }
-    async fn list_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
-        self.inner.list_incidents(q).await
-    }
-    async fn timeline(&self, id: IncidentId) -> Result<Vec<TimelineEvent>, StoreError> {
-        self.inner.timeline(id).await
-    }
-    async fn alerts(&self, id: IncidentId) -> Result<Vec<StoredAlert>, StoreError> {
-        self.inner.alerts(id).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    async fn save_silence(&self, silence: &Silence) -> Result<(), StoreError> {
-        self.inner.save_silence(silence).await
-    }
-    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
-        self.inner.list_silences().await
-    }
-    async fn record_silenced(
-        &self,
-        silence: SilenceId,
-        alert: &Alert,
-        at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner.record_silenced(silence, alert, at).await
-    }
-    async fn load_heartbeats(&self) -> Result<Vec<(String, HeartbeatState)>, StoreError> {
-        self.inner.load_heartbeats().await
-    }
-    async fn save_heartbeat(&self, name: &str, state: &HeartbeatState) -> Result<(), StoreError> {
-        self.inner.save_heartbeat(name, state).await
-    }
-    async fn record_attempt(
-        &self,
-        key: &incident_actors::domain::DeliveryKey,
-        outcome: &incident_actors::domain::AttemptOutcome,
-        at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner.record_attempt(key, outcome, at).await
-    }
-    async fn pending_deliveries(
-        &self,
-    ) -> Result<Vec<incident_actors::domain::Delivery>, StoreError> {
-        self.inner.pending_deliveries().await
-    }
-    async fn deliveries(
-        &self,
-        id: IncidentId,
-    ) -> Result<Vec<incident_actors::domain::Delivery>, StoreError> {
-        self.inner.deliveries(id).await
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_recovery_is_retried_until_it_is_committed() {
     let memory = Arc::new(MemoryStore::new());
-    let store = Arc::new(CommitsFail {
-        inner: memory.clone(),
-        failing: AtomicBool::new(false),
-    });
+    let store = memory.clone();
     let clock = TestClock::new();
     let system = incident_actors::spawn_system(
         config(vec![monitor("etl")]),
@@ -495,7 +412,7 @@ async fn a_recovery_is_retried_until_it_is_committed() {
     until_min(&clock, 13).await;
     let id = incidents(&memory).await[0].id;
 
-    store.failing.store(true, Ordering::SeqCst);
+    store.set_failing_commits(true);
     let status = system.ping_heartbeat("etl").await.unwrap();
     assert_eq!(status.status, HeartbeatHealth::Up, "the ping is recorded");
     settle().await;
@@ -504,7 +421,7 @@ async fn a_recovery_is_retried_until_it_is_committed() {
         IncidentStatus::Triggered,
         "the recovery could not be committed"
     );
-    store.failing.store(false, Ordering::SeqCst);
+    store.set_failing_commits(false);
     advance(HEARTBEAT_RETRY).await;
     assert_eq!(
         memory.get_incident(id).await.unwrap().unwrap().status,

@@ -16,16 +16,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::*;
 use incident_actors::domain::{
-    Alert, AlertStatus, AttemptOutcome, Attribution, Delivery, DeliveryKey, DeliveryStatus,
-    EscalationPolicy, EscalationStep, HeartbeatState, Incident, IncidentId, Interface,
-    NotificationEvent, Recipient, RestartPolicy, Silence, SilenceId, Target, TimelineEvent,
+    AlertStatus, Attribution, Delivery, DeliveryKey, DeliveryStatus, EscalationPolicy,
+    EscalationStep, IncidentId, Interface, NotificationEvent, Recipient, RestartPolicy, Target,
 };
 use incident_actors::memory_store::MemoryStore;
 use incident_actors::notifier::NotifierSettings;
-use incident_actors::ports::{
-    Channel, ChannelError, Delivered, IncidentQuery, Notification, RateLimit, StoreError,
-    StoredAlert, WriteBatch,
-};
+use incident_actors::ports::{Channel, ChannelError, Delivered, Notification, RateLimit};
 use incident_actors::time::Timestamp;
 use incident_actors::{spawn_system, System, SystemConfig, SystemDeps};
 
@@ -683,77 +679,6 @@ async fn a_page_after_an_ack_timeout_is_a_delivery_of_its_own() {
     system.shutdown().await;
 }
 
-/// The memory store, with a slow read of the pending deliveries (as a
-/// database under load may have): the notifier pool's start reads them
-/// while the rest of the system starts.
-struct SlowPendingRead {
-    inner: Arc<MemoryStore>,
-    delay: Duration,
-}
-
-#[async_trait]
-impl Store for SlowPendingRead {
-    async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        self.inner.commit(batch).await
-    }
-    async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
-        self.inner.load_open_incidents().await
-    }
-    async fn max_incident_id(&self) -> Result<Option<IncidentId>, StoreError> {
-        self.inner.max_incident_id().await
-    }
-    async fn get_incident(&self, id: IncidentId) -> Result<Option<Incident>, StoreError> {
-        self.inner.get_incident(id).await
-    }
-    async fn list_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
-        self.inner.list_incidents(q).await
-    }
-    async fn timeline(&self, id: IncidentId) -> Result<Vec<TimelineEvent>, StoreError> {
-        self.inner.timeline(id).await
-    }
-    async fn alerts(&self, id: IncidentId) -> Result<Vec<StoredAlert>, StoreError> {
-        self.inner.alerts(id).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    async fn save_silence(&self, silence: &Silence) -> Result<(), StoreError> {
-        self.inner.save_silence(silence).await
-    }
-    async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
-        self.inner.list_silences().await
-    }
-    async fn record_silenced(
-        &self,
-        silence: SilenceId,
-        alert: &Alert,
-        at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner.record_silenced(silence, alert, at).await
-    }
-    async fn load_heartbeats(&self) -> Result<Vec<(String, HeartbeatState)>, StoreError> {
-        self.inner.load_heartbeats().await
-    }
-    async fn save_heartbeat(&self, name: &str, state: &HeartbeatState) -> Result<(), StoreError> {
-        self.inner.save_heartbeat(name, state).await
-    }
-    async fn record_attempt(
-        &self,
-        key: &DeliveryKey,
-        outcome: &AttemptOutcome,
-        at: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner.record_attempt(key, outcome, at).await
-    }
-    async fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
-        tokio::time::sleep(self.delay).await;
-        self.inner.pending_deliveries().await
-    }
-    async fn deliveries(&self, id: IncidentId) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.deliveries(id).await
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_page_fired_while_the_pool_starts_is_sent_once() {
     let store = Arc::new(MemoryStore::new());
@@ -785,10 +710,10 @@ async fn a_page_fired_while_the_pool_starts_is_sent_once() {
     let system = spawn_system(
         config,
         SystemDeps {
-            store: Arc::new(SlowPendingRead {
-                inner: store.clone(),
-                delay: Duration::from_secs(2),
-            }),
+            store: {
+                store.set_pending_read_delay(Some(Duration::from_secs(2)));
+                store.clone()
+            },
             clock: clock.clone(),
             channels: vec![console2.clone()],
         },
