@@ -12,6 +12,8 @@
 //! * [`server`]: `serve` binds the listener, starts the actor system (retrying
 //!   while the database is down) and shuts down gracefully.
 //! * [`http`]: the axum API (`app(state)`), its errors and handlers.
+//! * [`slack`]: lim as a Slack app: signed button clicks and the `/lim`
+//!   slash command (the handlers are in `http::slack`).
 //! * [`store`]: the sqlx implementations of the core's `Store` port
 //!   (SQLite and PostgreSQL), chosen by URL.
 //! * [`telemetry`]: logging (text or JSON) via tracing.
@@ -27,5 +29,6 @@ pub mod config;
 pub mod http;
 pub mod remote;
 pub mod server;
+pub mod slack;
 pub mod store;
 pub mod telemetry;

@@ -67,11 +67,14 @@ pub async fn serve_until(
     println!("lim listening on http://{addr}");
     tracing::info!(%addr, "listening");
 
-    let state = AppState::new()
+    let mut state = AppState::new()
         .with_resolve_timeout(config.resolve_timeout)
         .with_limits(config.limits)
         .with_access(config.access.clone())
         .with_routes(config.routes.clone());
+    if let Some(slack) = crate::slack::SlackSettings::from_config(&config) {
+        state = state.with_slack(slack);
+    }
     let mut http = HttpServer::start(listener, state.clone());
     tokio::pin!(shutdown);
 

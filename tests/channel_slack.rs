@@ -112,6 +112,7 @@ async fn fake_slack(script: Vec<Answer>) -> (Arc<FakeSlack>, SlackChannel) {
         bot_token: TOKEN.into(),
         default_channel: "#incidents".into(),
         api_url,
+        ..SlackConfig::new(TOKEN, "#incidents")
     })
     .unwrap();
     (state, channel)
@@ -406,6 +407,7 @@ async fn slack_down_is_a_retryable_failure() {
         bot_token: TOKEN.into(),
         default_channel: "#incidents".into(),
         api_url: format!("http://127.0.0.1:{port}/api/"),
+        ..SlackConfig::new(TOKEN, "#incidents")
     })
     .unwrap();
     let err = channel.deliver(&page(oncall())).await.unwrap_err();

@@ -327,3 +327,28 @@ async fn tokens_scopes_and_attribution() {
     let r = send(&h, Method::GET, "/healthz", None, Value::Null).await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn dedup_keys_are_scoped_to_the_service_of_the_key() {
+    let h = harness().await;
+    let r = send(&h, Method::POST, "/v2/enqueue", None, pagerduty(DB_KEY)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    assert_eq!(
+        r.body["dedup_key"], "pd-1",
+        "the sender's own key comes back"
+    );
+    let resolve =
+        |key: &str| json!({"routing_key": key, "event_action": "resolve", "dedup_key": "pd-1"});
+    // Another service's key: accepted as PagerDuty does, but touches nothing.
+    let r = send(&h, Method::POST, "/v2/enqueue", None, resolve(LLM_KEY)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let open = all_incidents(&h).await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        open[0]["status"], "triggered",
+        "service B's key cannot resolve A's incident"
+    );
+    let r = send(&h, Method::POST, "/v2/enqueue", None, resolve(DB_KEY)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(all_incidents(&h).await[0]["status"], "resolved");
+}

@@ -46,6 +46,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("/v1/oncall", "get"),
     ("/v1/heartbeats/{name}", "get"),
     ("/v1/heartbeats/{name}", "post"),
+    ("/v1/slack/interactions", "post"),
+    ("/v1/slack/commands", "post"),
 ];
 
 /// Operations anyone may call.
@@ -298,6 +300,10 @@ async fn every_operation_that_needs_a_credential_says_which() {
         assert_eq!(schemes[name]["type"], "http", "{name}");
         assert_eq!(schemes[name]["scheme"], "bearer", "{name}");
     }
+    // Slack signs its requests; they carry no API token.
+    assert_eq!(schemes["slack_signature"]["type"], "apiKey");
+    assert_eq!(schemes["slack_signature"]["in"], "header");
+    assert_eq!(schemes["slack_signature"]["name"], "X-Slack-Signature");
     assert!(
         doc.get("security").is_none(),
         "no document-wide requirement"
@@ -329,6 +335,8 @@ async fn every_operation_that_needs_a_credential_says_which() {
             || (path.starts_with("/v1/heartbeats") && method == "get")
         {
             "api_token"
+        } else if path.starts_with("/v1/slack/") {
+            "slack_signature"
         } else {
             "integration_key"
         };

@@ -223,6 +223,16 @@ async fn commit_and_apply(
     } else {
         state.paging.store(false, Ordering::Release);
     }
+    for e in &change.events {
+        if let crate::domain::EventKind::NobodyToNotify { step, repeat, .. } = &e.kind {
+            tracing::warn!(
+                incident_id = next.id.0,
+                step,
+                repeat,
+                "an escalation step reached nobody (no one on call, or no contact method lim can use)"
+            );
+        }
+    }
     notify(&state.ctx, &next, deliveries, &state.paging);
     let resolved = next.status == IncidentStatus::Resolved;
     state.incident = Some(next);

@@ -93,6 +93,16 @@ pub struct SlackConfig {
     /// local stand-in.
     #[serde(default = "SlackConfig::default_api_url")]
     pub api_url: String,
+    /// The app's signing secret (Basic Information → App Credentials):
+    /// with it, lim takes button clicks and `/lim` on
+    /// `/v1/slack/interactions` and `/v1/slack/commands`, verifying every
+    /// request's `X-Slack-Signature`. `LIM_SLACK_SIGNING_SECRET` wins.
+    #[serde(default)]
+    pub signing_secret: Option<String>,
+    /// What a click from a Slack user with no `[[users]]` `slack_user_id`
+    /// does: `act` as `slack:<id>` (default) or `refuse`.
+    #[serde(default)]
+    pub unmapped_users: crate::slack::UnmappedUsers,
 }
 
 impl SlackConfig {
@@ -104,6 +114,8 @@ impl SlackConfig {
             bot_token: bot_token.into(),
             default_channel: default_channel.into(),
             api_url: Self::DEFAULT_API_URL.into(),
+            signing_secret: None,
+            unmapped_users: Default::default(),
         }
     }
 
@@ -118,6 +130,11 @@ impl std::fmt::Debug for SlackConfig {
             .field("bot_token", &"<redacted>")
             .field("default_channel", &self.default_channel)
             .field("api_url", &self.api_url)
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("unmapped_users", &self.unmapped_users)
             .finish()
     }
 }
@@ -516,6 +533,17 @@ impl SlackChannel {
             return Err(ChannelConfigError::Invalid {
                 what: "Slack default_channel",
                 message: "empty".into(),
+            });
+        }
+        if config
+            .signing_secret
+            .as_ref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            // Anyone can sign with an empty key.
+            return Err(ChannelConfigError::Invalid {
+                what: "Slack signing_secret",
+                message: "empty (leave it out to take no clicks from Slack)".into(),
             });
         }
         let api_url =

@@ -867,8 +867,38 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
     }
     let env = std::env::var(RESOLVE_TIMEOUT_ENV).ok();
     apply_resolve_timeout_env(&mut config, env.as_deref())?;
+    let env = std::env::var(SLACK_SIGNING_SECRET_ENV).ok();
+    apply_slack_signing_secret_env(&mut config, env.as_deref())?;
     check_exposure(&config)?;
     Ok(config)
+}
+
+/// The environment variable that sets (and overrides) `[channels.slack]
+/// signing_secret`.
+pub const SLACK_SIGNING_SECRET_ENV: &str = "LIM_SLACK_SIGNING_SECRET";
+
+/// Applies `LIM_SLACK_SIGNING_SECRET` (if set and not blank) to the Slack
+/// channel; an error when Slack is not configured, since the secret alone
+/// would take clicks on messages lim can never post.
+pub fn apply_slack_signing_secret_env(
+    config: &mut Config,
+    value: Option<&str>,
+) -> Result<(), ConfigError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(());
+    };
+    match config.channels.slack.as_mut() {
+        Some(slack) => {
+            slack.signing_secret = Some(value.to_string());
+            Ok(())
+        }
+        None => Err(ConfigError::Env {
+            var: SLACK_SIGNING_SECRET_ENV,
+            message: "Slack is not configured: set [channels.slack] (or LIM_SLACK_BOT_TOKEN \
+                      and LIM_SLACK_CHANNEL) too"
+                .into(),
+        }),
+    }
 }
 
 /// With no config file, channels configured through the environment join
@@ -1179,6 +1209,12 @@ scopes = ["admin"]
     const ONCALL: &str = r#"
 public_url = "https://lim.example.com/"
 
+[channels.email]
+host = "127.0.0.1"
+port = 2525
+tls = "none"
+from = "lim@example.com"
+
 [[users]]
 name = "alice"
 email = "alice@example.com"
@@ -1291,7 +1327,7 @@ service = "nope"
         let lines: Vec<usize> = e.iter().map(|(l, _, _)| *l).collect();
         assert_eq!(
             lines,
-            vec![3, 7, 11, 13, 14, 15, 16, 22, 22, 22, 26, 29, 30],
+            vec![3, 7, 11, 13, 14, 15, 16, 22, 22, 22, 22, 26, 29, 30],
             "{e:#?}"
         );
         let all = e
@@ -1306,6 +1342,7 @@ service = "nope"
             "unknown user \"yan\"",
             "unknown target schedule:secondary",
             "unknown channel \"pager\"",
+            "target user:alice can reach nobody",
             "unknown kind \"crew\"",
             "unknown escalation policy \"q\"",
             "unknown service \"nope\"",

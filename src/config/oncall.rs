@@ -331,7 +331,7 @@ impl KnownTargets<'_> {
             Target::Channel(n) => self.channels.iter().any(|c| c == n),
         };
         if known {
-            return Ok(target);
+            return self.reachable(&target).map(|()| target);
         }
         Err(match target {
             Target::Channel(n) => format!(
@@ -340,6 +340,51 @@ impl KnownTargets<'_> {
             ),
             other => format!("unknown target {other}: not defined in this file"),
         })
+    }
+}
+
+impl KnownTargets<'_> {
+    /// Whether lim has a channel for one of the user's contact methods.
+    fn user_reachable(&self, name: &str) -> bool {
+        let has = |c: &str| self.channels.iter().any(|x| x == c);
+        self.users.iter().any(|u| {
+            u.name == name
+                && ((u.email.is_some() && has("email"))
+                    || (u.slack_user_id.is_some() && has("slack")))
+        })
+    }
+
+    /// A target that can never reach anyone is a mistake to report now,
+    /// not an incident that pages nobody later.
+    fn reachable(&self, target: &Target) -> Result<(), String> {
+        let how = "a user is paged by email (needs [channels.email]) or Slack DM (needs \
+                   [channels.slack] and their slack_user_id)";
+        let ok = match target {
+            Target::Channel(_) => true,
+            Target::User(n) => self.user_reachable(n),
+            Target::Team(n) => self
+                .teams
+                .iter()
+                .filter(|t| &t.name == n)
+                .flat_map(|t| &t.members)
+                .any(|m| self.user_reachable(m)),
+            Target::Schedule(n) => self
+                .schedules
+                .iter()
+                .filter(|s| &s.name == n)
+                .flat_map(|s| {
+                    s.rotations
+                        .iter()
+                        .flat_map(|r| r.participants.iter())
+                        .chain(s.overrides.iter().map(|o| &o.user))
+                })
+                .any(|m| self.user_reachable(m)),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("target {target} can reach nobody: {how}"))
+        }
     }
 }
 

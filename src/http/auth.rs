@@ -72,8 +72,18 @@ fn route(routes: &[Route], alerts: &mut [Alert]) {
     }
 }
 
+/// A sender's dedup key, scoped to the service its integration key names:
+/// one service's key cannot join, acknowledge or resolve another service's
+/// incident by guessing its dedup key (PagerDuty scopes them the same way).
+pub fn scoped_dedup_key(service: &Service, key: &str) -> String {
+    format!("{}/{key}", service.name)
+}
+
 fn stamp(service: &Service, alerts: &mut [Alert]) {
     for alert in alerts {
+        if let Some(key) = &alert.dedup_key {
+            alert.dedup_key = Some(scoped_dedup_key(service, key));
+        }
         for (k, v) in &service.labels {
             alert.labels.entry(k.clone()).or_insert_with(|| v.clone());
         }

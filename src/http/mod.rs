@@ -37,6 +37,7 @@ pub mod openapi;
 pub mod pagerduty;
 pub mod prometheus;
 pub mod silences;
+pub mod slack;
 pub mod timeline;
 pub mod via;
 
@@ -72,6 +73,11 @@ pub struct AppState {
     limits: limits::AlertLimits,
     access: Arc<crate::auth::Access>,
     routes: Arc<Vec<crate::config::Route>>,
+    /// The Slack app (signing secret, user map); `None`: the Slack routes
+    /// answer 404.
+    slack: Option<Arc<crate::slack::SlackSettings>>,
+    /// Clicks already taken, so Slack's retries act once.
+    slack_clicks: Arc<slack::RecentClicks>,
 }
 
 impl Default for AppState {
@@ -97,7 +103,20 @@ impl AppState {
             limits: limits::AlertLimits::default(),
             access: Arc::default(),
             routes: Arc::default(),
+            slack: None,
+            slack_clicks: Arc::default(),
         }
+    }
+
+    /// This state with the Slack app: `/v1/slack/interactions` and
+    /// `/v1/slack/commands` verify requests with its signing secret.
+    pub fn with_slack(mut self, settings: crate::slack::SlackSettings) -> Self {
+        self.slack = Some(Arc::new(settings));
+        self
+    }
+
+    pub fn slack(&self) -> Option<&crate::slack::SlackSettings> {
+        self.slack.as_deref()
     }
 
     /// This state with services, integration keys and API tokens.

@@ -7,7 +7,7 @@
 //!   summary and description (its doc comment), parameters, request body,
 //!   every answer with its status and schema, and its security requirement
 //!   (`api_token` for the operator API, `integration_key` for ingest and
-//!   heartbeat pings).
+//!   heartbeat pings, `slack_signature` for Slack's requests).
 //! * [`api_router`] registers the handlers with utoipa-axum's `routes!`,
 //!   which reads the method and path from that same annotation: a route
 //!   exists exactly when its operation is documented, so the router and the
@@ -37,7 +37,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -47,7 +47,7 @@ use super::error::ErrorBody;
 use super::incidents::CommandBody;
 use super::{
     alertmanager, alerts, health, heartbeats, incident_actions, incidents, oncall, pagerduty,
-    prometheus, silences, AppState,
+    prometheus, silences, slack, AppState,
 };
 
 /// The security scheme of the operator API: an API token with the read or
@@ -56,6 +56,8 @@ pub const API_TOKEN: &str = "api_token";
 /// The security scheme of ingest and heartbeat pings: a service's
 /// integration key.
 pub const INTEGRATION_KEY: &str = "integration_key";
+/// The security scheme of Slack's requests: Slack's own request signature.
+pub const SLACK_SIGNATURE: &str = "slack_signature";
 
 /// The document's root: info, tags, the error schema and, through
 /// [`SecuritySchemes`], the two bearer schemes. The operations are added by
@@ -81,6 +83,8 @@ pub const INTEGRATION_KEY: &str = "integration_key";
         (name = "silences", description = "Silences: alerts they match open no incident and page nobody."),
         (name = "heartbeats", description = "Heartbeat monitors (dead-man's switches)."),
         (name = "oncall", description = "Who is on call, per schedule."),
+        (name = "slack", description = "Slack's requests to lim (button clicks, the `/lim` \
+            slash command), signed by Slack with the app's signing secret."),
         (name = "health", description = "Liveness and readiness probes."),
         (name = "meta", description = "This document."),
     ),
@@ -123,6 +127,16 @@ impl Modify for SecuritySchemes {
                  configured ingest is open and needs none.",
             ),
         );
+        components.add_security_scheme(
+            SLACK_SIGNATURE,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Slack-Signature",
+                "Slack's request signature: `v0=` + hex HMAC-SHA256 of \
+                 `v0:{X-Slack-Request-Timestamp}:{raw body}` with the Slack app's signing \
+                 secret (`[channels.slack] signing_secret`). A timestamp more than 5 minutes \
+                 from now is refused. Never an API token.",
+            ))),
+        );
     }
 }
 
@@ -155,6 +169,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(oncall::oncall))
         .routes(routes!(heartbeats::list))
         .routes(routes!(heartbeats::get, heartbeats::ping))
+        .routes(routes!(slack::interactions))
+        .routes(routes!(slack::commands))
 }
 
 /// The OpenAPI document of the whole API.

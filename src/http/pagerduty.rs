@@ -274,10 +274,16 @@ pub async fn enqueue(
         parse_event(body, SystemClock.now(), new_dedup_key).map_err(EnqueueError::Invalid)?;
     // Checked after the shape, so a malformed event keeps PagerDuty's 400.
     let service = service_for_routing_key(&state, &routing_key)?;
-    if let Event::Trigger(alert) = &mut event {
-        service.stamp(std::slice::from_mut(alert));
-    }
+    // The sender's own key is what it gets back, whatever lim keys on.
     let dedup_key = event.dedup_key().to_string();
+    match &mut event {
+        Event::Trigger(alert) => service.stamp(std::slice::from_mut(alert)),
+        Event::Acknowledge { dedup_key, .. } | Event::Resolve { dedup_key, .. } => {
+            if let Some(s) = &service.service {
+                *dedup_key = super::auth::scoped_dedup_key(s, dedup_key);
+            }
+        }
+    }
     process(&system, &state, event).await.map_err(body_error)?;
     Ok((
         StatusCode::ACCEPTED,

@@ -626,6 +626,35 @@ mod tests {
     }
 
     #[test]
+    fn a_pass_reaching_nobody_waits_instead_of_burning_every_repeat() {
+        let mut d = directory();
+        d.channels.clear();
+        d.users.clear();
+        let mut p = policy();
+        p.repeat = 1000;
+        let mut i = open();
+        let change = i.fire_escalation_to(&p, Timestamp(0), &d);
+        assert_eq!(change.events.len(), 2, "one pass: two steps noted");
+        assert!(!i.escalation.exhausted);
+        assert_eq!(
+            i.escalation.next_at,
+            Some(Timestamp(300_000)),
+            "waits the delay"
+        );
+    }
+
+    #[test]
+    fn a_person_reached_through_two_targets_of_a_step_is_paged_once() {
+        let mut p = policy();
+        p.steps[0].targets = vec![Target::User("alice".into()), Target::Team("ml".into())];
+        let mut d = directory();
+        d.teams.insert("ml".into(), vec!["alice".into()]);
+        let mut i = open();
+        let change = i.fire_escalation_to(&p, Timestamp(0), &d);
+        assert_eq!(change.fired[0].recipients.len(), 1);
+    }
+
+    #[test]
     fn changes_after_a_page_update_everyone_paged() {
         let mut i = open();
         i.fire_escalation_to(&policy(), Timestamp(0), &directory());

@@ -556,10 +556,18 @@ impl Incident {
         if self.status != IncidentStatus::Triggered {
             return change;
         }
+        // Steps passed in a row because they reached nobody: after a whole
+        // pass of them, stop and wait for the step's delay (someone may come
+        // on call), rather than burn through every repeat at once.
+        let mut passed = 0;
         while let Some(mut fired) = self.escalation.fire_due(policy, now) {
             for target in &fired.targets {
                 for r in directory.recipients(target, now) {
-                    fired.recipients.push((target.clone(), r));
+                    // A person reached through two targets of one step
+                    // (their schedule and their team) is paged once.
+                    if !fired.recipients.iter().any(|(_, seen)| *seen == r) {
+                        fired.recipients.push((target.clone(), r));
+                    }
                 }
             }
             let nobody = fired.recipients.is_empty();
@@ -585,6 +593,10 @@ impl Incident {
             }
             change.fired.push(fired);
             if !nobody || exhausted {
+                break;
+            }
+            passed += 1;
+            if passed >= policy.steps.len() {
                 break;
             }
             self.escalation.next_at = Some(now);

@@ -104,7 +104,9 @@ pub struct NotifierSettings {
 impl Default for NotifierSettings {
     fn default() -> Self {
         NotifierSettings {
-            max_attempts: 5,
+            // 1 s doubling to 60 s: ten attempts span about three minutes,
+            // long enough to ride out a channel's short outage.
+            max_attempts: 10,
             first_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             max_in_flight: 8,

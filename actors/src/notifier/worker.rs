@@ -260,7 +260,13 @@ impl WorkerState {
                 }
             }
             Err(e) => {
-                let last = attempt >= max || !e.is_retryable();
+                // A 429 is the far end pacing us, not a failure: it does
+                // not use up an attempt.
+                // (Pages only: they stop being wanted once the incident is
+                // handled; an update paced forever would never end.)
+                let rate_limited =
+                    matches!(e, ChannelError::RateLimited { .. }) && item.delivery.event.is_page();
+                let last = (attempt >= max && !rate_limited) || !e.is_retryable();
                 if last {
                     self.failed += 1;
                     self.held.remove(&item.delivery.key);
@@ -278,7 +284,7 @@ impl WorkerState {
                     let retry = self.job(ChannelJob::Retry {
                         worker: self.incarnation,
                         item: Box::new(item.clone()),
-                        attempt: attempt + 1,
+                        attempt: if rate_limited { attempt } else { attempt + 1 },
                     });
                     factory.send_after(wait, move || retry);
                 }
