@@ -447,3 +447,64 @@ async fn without_a_signing_secret_the_routes_are_not_found() {
             .contains("signing_secret"));
     }
 }
+
+/// Slack shows nothing of a `block_actions` answer's body: the note also
+/// goes to the payload's `response_url` (here a local stand-in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_note_is_posted_to_the_response_url() {
+    use axum::routing::post;
+    let received: Arc<std::sync::Mutex<Vec<Value>>> = Arc::default();
+    let sink = received.clone();
+    let stand_in = axum::Router::new().route(
+        "/actions/1",
+        post(move |axum::Json(v): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(v);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let response_url = format!("http://{}/actions/1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, stand_in).await.unwrap() });
+
+    let state = state(UnmappedUsers::Act).await;
+    let id = open_incident(&state, "HighLatency").await;
+    assert_eq!(
+        click(&state, "UALICE", "lim_ack", id, "9.1").await.status,
+        StatusCode::OK
+    );
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": "UBOB"},
+        "trigger_id": "trigger-9.2",
+        "response_url": response_url,
+        "actions": [{"action_id": "lim_ack", "block_id": "lim_actions", "type": "button",
+                     "value": format!("{{\"incident_id\":{id}}}"), "action_ts": "9.2"}],
+    });
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish();
+    let a = send(
+        &state,
+        slack_request("/v1/slack/interactions", &body, SECRET, now(), None),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let mut note = None;
+    for _ in 0..100 {
+        note = received.lock().unwrap().first().cloned();
+        if note.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let note = note.expect("the note reached the response_url");
+    assert_eq!(note["response_type"], "ephemeral");
+    assert_eq!(note["replace_original"], false);
+    assert!(note["text"]
+        .as_str()
+        .unwrap()
+        .contains("already acknowledged by alice"));
+}

@@ -86,6 +86,35 @@ impl IntoResponse for SlackReply {
     }
 }
 
+/// Slack shows nothing a `block_actions` answer's body says: a note for the
+/// user goes to the payload's `response_url` (signed by Slack with the
+/// rest of the payload, so it is Slack's own URL). Sent after the answer,
+/// in its own task: the click is answered at once whatever Slack's side
+/// does, and a failure only loses the note.
+fn post_to_response_url(url: String, reply: SlackReply) {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default()
+        })
+        .clone();
+    tokio::spawn(async move {
+        match client.post(&url).json(&reply).send().await {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => tracing::warn!(
+                status = r.status().as_u16(),
+                "Slack refused an ephemeral note"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e.without_url(), "cannot send an ephemeral note to Slack")
+            }
+        }
+    });
+}
+
 /// The clicks already acted on, the most recent [`REMEMBERED_CLICKS`].
 #[derive(Debug, Default)]
 pub struct RecentClicks {
@@ -192,7 +221,13 @@ pub async fn interactions(
     let outcome = act(&system, &settings, &click.user_id, click.action).await;
     match outcome {
         Ok(Outcome::Done(_)) => Ok(StatusCode::OK.into_response()),
-        Ok(Outcome::Note(text)) => Ok(SlackReply::ephemeral(text).into_response()),
+        Ok(Outcome::Note(text)) => {
+            let reply = SlackReply::ephemeral(text);
+            if let Some(url) = click.response_url {
+                post_to_response_url(url, reply.clone());
+            }
+            Ok(reply.into_response())
+        }
         Err(e) => {
             state.slack_clicks.release(&click.click_id);
             Err(e)
