@@ -58,6 +58,45 @@ impl SystemConfig {
         self.policies.get(name).unwrap_or(&self.policy)
     }
 
+    /// The services whose policy pages `user`: a step targets them by name,
+    /// through a team they are in, or through a schedule they take part in
+    /// (on call now or not). `default` stands for every service without a
+    /// policy of its own.
+    pub fn services_paging(&self, user: &str) -> Vec<String> {
+        use crate::domain::Target;
+        let d = &self.directory;
+        let reaches = |policy: &EscalationPolicy| {
+            policy
+                .steps
+                .iter()
+                .flat_map(|s| &s.targets)
+                .any(|t| match t {
+                    Target::User(u) => u == user,
+                    Target::Team(team) => d
+                        .teams
+                        .get(team)
+                        .is_some_and(|m| m.iter().any(|m| m == user)),
+                    Target::Schedule(s) => d.schedules.get(s).is_some_and(|s| {
+                        s.rotations
+                            .iter()
+                            .any(|r| r.participants.iter().any(|p| p == user))
+                            || s.overrides.iter().any(|o| o.user == user)
+                    }),
+                    Target::Channel(_) => false,
+                })
+        };
+        let mut services: Vec<String> = self
+            .service_policies
+            .iter()
+            .filter(|(_, policy)| reaches(self.policy_named(policy)))
+            .map(|(service, _)| service.clone())
+            .collect();
+        if reaches(&self.policy) {
+            services.push("default".to_string());
+        }
+        services
+    }
+
     /// The policy a new incident of `service` follows.
     pub fn policy_for_service(&self, service: &str) -> &EscalationPolicy {
         match self.service_policies.get(service) {
@@ -502,5 +541,52 @@ impl System {
     pub async fn shutdown(&self) {
         self.root.stop(None);
         self.stopped().await;
+    }
+}
+
+#[cfg(test)]
+mod services_paging_tests {
+    use super::*;
+    use crate::domain::{Contact, EscalationStep, Target};
+
+    #[test]
+    fn a_user_is_paged_by_the_services_whose_policy_reaches_them() {
+        let policy = |name: &str, targets: Vec<Target>| EscalationPolicy {
+            name: name.into(),
+            steps: vec![EscalationStep {
+                delay: Duration::from_secs(60),
+                targets,
+            }],
+            repeat: 0,
+            ack_timeout: None,
+        };
+        let mut config = SystemConfig::default();
+        config
+            .directory
+            .users
+            .insert("alice".into(), Contact::default());
+        config
+            .directory
+            .teams
+            .insert("ml".into(), vec!["alice".into()]);
+        config.policies.insert(
+            "direct".into(),
+            policy("direct", vec![Target::User("alice".into())]),
+        );
+        config.policies.insert(
+            "team".into(),
+            policy("team", vec![Target::Team("ml".into())]),
+        );
+        config.policies.insert(
+            "other".into(),
+            policy("other", vec![Target::User("bob".into())]),
+        );
+        for (service, p) in [("gateway", "direct"), ("evals", "team"), ("db", "other")] {
+            config.service_policies.insert(service.into(), p.into());
+        }
+        assert_eq!(config.services_paging("alice"), vec!["evals", "gateway"]);
+        assert!(config.services_paging("carol").is_empty());
+        config.policy = policy("default", vec![Target::User("carol".into())]);
+        assert_eq!(config.services_paging("carol"), vec!["default"]);
     }
 }

@@ -272,7 +272,10 @@ pub async fn commands(
     };
     let text = match command {
         SlashCommand::Help => SLASH_USAGE.to_string(),
-        SlashCommand::List => list(&system).await?,
+        SlashCommand::List => {
+            let user = settings.actor(&slash.user_id);
+            list(&system, user.as_deref()).await?
+        }
         SlashCommand::OnCall => oncall(&system),
         SlashCommand::Act(action) => match act(&system, &settings, &slash.user_id, action).await? {
             Outcome::Done(text) | Outcome::Note(text) => text,
@@ -360,20 +363,46 @@ fn no_longer_applies(incident: &Incident, kind: SlackActionKind) -> Option<Strin
     }
 }
 
-/// `/lim list`: the open incidents, newest first.
-async fn list(system: &System) -> Result<String, ApiError> {
+/// Open incidents read when filtering by the user's services.
+const LIST_SCAN: u32 = 1000;
+
+/// `/lim list`: the open incidents of the services whose policies page the
+/// user (every service when none does, or the user is not mapped), newest
+/// first.
+async fn list(system: &System, user: Option<&str>) -> Result<String, ApiError> {
+    let config = system.config();
+    let services = user.map(|u| config.services_paging(u)).unwrap_or_default();
+    let mine = !services.is_empty();
     let query = IncidentQuery {
         status: Some(StatusFilter::Open),
-        limit: LIST_LIMIT + 1,
+        limit: if mine { LIST_SCAN } else { LIST_LIMIT + 1 },
         ..IncidentQuery::default()
     };
     let mut incidents = system.store().list_incidents(&query).await?;
+    if mine {
+        let policy_of_its_own = |s: &str| config.service_policies.contains_key(s);
+        incidents.retain(|i| {
+            services.contains(&i.service)
+                || (!policy_of_its_own(&i.service) && services.iter().any(|s| s == "default"))
+        });
+    }
     if incidents.is_empty() {
-        return Ok("No open incidents".into());
+        return Ok(if mine {
+            format!(
+                "No open incidents in your services ({})",
+                services.join(", ")
+            )
+        } else {
+            "No open incidents".into()
+        });
     }
     let more = incidents.len() > LIST_LIMIT as usize;
     incidents.truncate(LIST_LIMIT as usize);
-    let mut text = String::from("Open incidents (every service):");
+    let mut text = if mine {
+        format!("Open incidents of your services ({}):", services.join(", "))
+    } else {
+        String::from("Open incidents (every service: no policy pages you):")
+    };
     for i in &incidents {
         let _ = write!(
             text,
