@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
@@ -153,21 +154,21 @@ impl ApiToken {
 /// Every credential lim knows, looked up per request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Access {
-    services: Vec<Service>,
+    /// Shared, so a request that authenticates as one holds it without a copy.
+    services: Vec<Arc<Service>>,
     tokens: Vec<ApiToken>,
 }
 
 impl Access {
     pub fn new(services: Vec<Service>, tokens: Vec<ApiToken>) -> Self {
-        Access { services, tokens }
+        Access {
+            services: services.into_iter().map(Arc::new).collect(),
+            tokens,
+        }
     }
 
-    pub fn services(&self) -> &[Service] {
+    pub fn services(&self) -> &[Arc<Service>] {
         &self.services
-    }
-
-    pub fn service(&self, name: &str) -> Option<&Service> {
-        self.services.iter().find(|s| s.name == name)
     }
 
     /// Ingest needs a key once any service has one.
@@ -181,7 +182,7 @@ impl Access {
     }
 
     /// The service whose integration key this is.
-    pub fn service_for_key(&self, key: &str) -> Option<&Service> {
+    pub fn service_for_key(&self, key: &str) -> Option<&Arc<Service>> {
         let entries = self
             .services
             .iter()

@@ -11,87 +11,15 @@
 //! with a generous deadline; no assertion depends on how fast they are.
 
 mod lim_process;
+mod stand_ins;
 mod support;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
 use lim_process::LimProcess;
 use serde_json::{json, Value};
-
-const SECRET: &str = "e2e-webhook-secret";
-
-#[derive(Default)]
-struct Received {
-    slack: Mutex<Vec<(String, Value)>>,
-    webhook: Mutex<Vec<Value>>,
-}
-
-async fn slack_api(
-    State(r): State<Arc<Received>>,
-    UrlPath(method): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Json<Value> {
-    assert_eq!(
-        headers.get("authorization").unwrap().to_str().unwrap(),
-        "Bearer xoxb-e2e"
-    );
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let mut calls = r.slack.lock().unwrap();
-    let ts = match method.as_str() {
-        "chat.update" => body["ts"].clone(),
-        _ => json!(format!("1700000000.{:06}", calls.len() + 1)),
-    };
-    let text = body["text"].clone();
-    calls.push((method, body));
-    // Slack's answer shape (slack-morphism reads `message`).
-    Json(json!({"ok": true, "channel": "C0ONCALL", "ts": ts,
-                "message": {"ts": ts, "text": text, "type": "message"}}))
-}
-
-async fn webhook(State(r): State<Arc<Received>>, headers: HeaderMap, body: Bytes) -> &'static str {
-    let timestamp = headers["x-lim-timestamp"].to_str().unwrap();
-    let signature = headers["x-lim-signature"].to_str().unwrap();
-    assert!(
-        lim::channels::webhook::verify_signature(SECRET, timestamp, &body, signature),
-        "bad signature"
-    );
-    r.webhook
-        .lock()
-        .unwrap()
-        .push(serde_json::from_slice(&body).unwrap());
-    "ok"
-}
-
-async fn receivers() -> (Arc<Received>, String) {
-    let received = Arc::new(Received::default());
-    let app = Router::new()
-        .route("/api/{method}", post(slack_api))
-        .route("/hook", post(webhook))
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (received, base)
-}
-
-/// Polls `f` until it returns `Some`, for at most 30 s.
-async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..300 {
-        if let Some(v) = f() {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use stand_ins::{eventually, BOT_TOKEN, CHANNEL_ID, WEBHOOK_SECRET};
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_lim"))
@@ -99,7 +27,7 @@ fn binary() -> &'static Path {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_slack_and_a_webhook_then_updates_both_on_acknowledge() {
-    let (received, base) = receivers().await;
+    let (received, base) = stand_ins::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("lim.toml");
     std::fs::write(
@@ -109,14 +37,14 @@ async fn pages_slack_and_a_webhook_then_updates_both_on_acknowledge() {
 public_url = "https://lim.example.com"
 
 [channels.slack]
-bot_token = "xoxb-e2e"
+bot_token = "{BOT_TOKEN}"
 default_channel = "#oncall"
 api_url = "{base}/api/"
 
 [[channels.webhooks]]
 name = "ops"
 url = "{base}/hook"
-secret = "{SECRET}"
+secret = "{WEBHOOK_SECRET}"
 
 [escalation]
 [[escalation.steps]]
@@ -180,7 +108,7 @@ targets = ["slack", "ops"]
     })
     .await;
     assert_eq!(method, "chat.update");
-    assert_eq!(update["channel"], "C0ONCALL");
+    assert_eq!(update["channel"], CHANNEL_ID);
     assert_eq!(update["ts"], "1700000000.000001", "the page's own message");
     let text = update.to_string();
     assert!(text.contains("alice"), "{text}");
@@ -265,7 +193,7 @@ targets = ["slack", "ops"]
 /// environment join the default policy and are paged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quick_start_channels_from_the_environment_are_paged() {
-    let (received, base) = receivers().await;
+    let (received, base) = stand_ins::start().await;
     let (_db, url) = support::temp_sqlite_url();
     let slack_api = format!("{base}/api/");
     let hook = format!("{base}/hook");
@@ -274,11 +202,11 @@ async fn quick_start_channels_from_the_environment_are_paged() {
         &url,
         None,
         &[
-            ("LIM_SLACK_BOT_TOKEN", "xoxb-e2e"),
+            ("LIM_SLACK_BOT_TOKEN", BOT_TOKEN),
             ("LIM_SLACK_CHANNEL", "#oncall"),
             ("LIM_SLACK_API_URL", &slack_api),
             ("LIM_WEBHOOK_URL", &hook),
-            ("LIM_WEBHOOK_SECRET", SECRET),
+            ("LIM_WEBHOOK_SECRET", WEBHOOK_SECRET),
         ],
     )
     .await;

@@ -24,102 +24,20 @@
 //! generous deadline; no assertion depends on how fast they are.
 
 mod lim_process;
+mod stand_ins;
 mod support;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
 use hmac::{Hmac, Mac};
 use lim_process::LimProcess;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Sha256;
+use stand_ins::{eventually, BOT_TOKEN, CHANNEL_ID};
 
 const SIGNING_SECRET: &str = "test-signing-secret";
-const BOT_TOKEN: &str = "xoxb-e2e";
-/// The channel id the stand-in answers `chat.postMessage` with.
-const CHANNEL_ID: &str = "C0ONCALL";
-
-#[derive(Default)]
-struct Received {
-    /// Web API calls: (method, JSON body).
-    slack: Mutex<Vec<(String, Value)>>,
-    /// Posts to the interaction's `response_url`.
-    responses: Mutex<Vec<Value>>,
-}
-
-impl Received {
-    fn calls(&self, method: &str) -> Vec<Value> {
-        self.slack
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(m, _)| m == method)
-            .map(|(_, body)| body.clone())
-            .collect()
-    }
-}
-
-/// The Slack Web API at `{base}/api/{method}`, answering like Slack
-/// (slack-morphism reads `message`).
-async fn slack_api(
-    State(r): State<Arc<Received>>,
-    UrlPath(method): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Json<Value> {
-    assert_eq!(
-        headers.get("authorization").unwrap().to_str().unwrap(),
-        format!("Bearer {BOT_TOKEN}")
-    );
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let mut calls = r.slack.lock().unwrap();
-    let ts = match method.as_str() {
-        "chat.update" => body["ts"].clone(),
-        _ => json!(format!("1700000000.{:06}", calls.len() + 1)),
-    };
-    let text = body["text"].clone();
-    calls.push((method, body));
-    Json(json!({"ok": true, "channel": CHANNEL_ID, "ts": ts,
-                "message": {"ts": ts, "text": text, "type": "message"}}))
-}
-
-/// Stands in for the interaction's `response_url` (hooks.slack.com).
-async fn response_url(State(r): State<Arc<Received>>, body: Bytes) -> Json<Value> {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    r.responses.lock().unwrap().push(body);
-    Json(json!({"ok": true}))
-}
-
-async fn stand_in() -> (Arc<Received>, String) {
-    let received = Arc::new(Received::default());
-    let app = Router::new()
-        .route("/api/{method}", post(slack_api))
-        .route("/actions/{id}", post(response_url))
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (received, base)
-}
-
-/// Polls `f` until it returns `Some`, for at most 30 s.
-async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..300 {
-        if let Some(v) = f() {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_lim"))
 }
@@ -187,7 +105,7 @@ async fn incident(http: &reqwest::Client, server: &LimProcess, id: u64) -> Value
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_click_on_the_pages_acknowledge_button_acknowledges_and_edits_the_page() {
-    let (received, base) = stand_in().await;
+    let (received, base) = stand_ins::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("lim.toml");
     std::fs::write(

@@ -764,7 +764,7 @@ fn hook() -> Recipient {
 fn page_to(incident: &Incident, repeat: u32, to: Recipient, at: i64) -> Delivery {
     let target = Target::Channel("ops".into());
     Delivery::pending(
-        DeliveryKey::page(incident.id, 0, repeat, &target, &to),
+        DeliveryKey::page_fired(incident.id, 1, 0, repeat, &target, &to),
         incident.id,
         NotificationEvent::Page {
             step: 0,

@@ -41,7 +41,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// open: no key configured anywhere), and the routing rules that pick a
 /// service for alerts no key decided.
 pub struct IngestService {
-    pub service: Option<Service>,
+    pub service: Option<Arc<Service>>,
     pub routes: Arc<Vec<Route>>,
 }
 
@@ -94,7 +94,10 @@ fn stamp(service: &Service, alerts: &mut [Alert]) {
 }
 
 /// Resolves an integration key presented by an ingest request.
-pub fn service_for_key(access: &Access, key: Option<&str>) -> Result<Option<Service>, ApiError> {
+pub fn service_for_key(
+    access: &Access,
+    key: Option<&str>,
+) -> Result<Option<Arc<Service>>, ApiError> {
     if access.ingest_is_open() {
         return Ok(None);
     }
@@ -247,7 +250,7 @@ mod tests {
             extra: None,
         };
         let ingest = IngestService {
-            service: Some(service),
+            service: Some(Arc::new(service)),
             routes: Arc::default(),
         };
         ingest.stamp(std::slice::from_mut(&mut alert));

@@ -166,7 +166,7 @@ mod tests {
             name: "hook".into(),
         };
         Delivery::pending(
-            DeliveryKey::page(IncidentId(3), 0, 0, &target, &to),
+            DeliveryKey::page_fired(IncidentId(3), 1, 0, 0, &target, &to),
             IncidentId(3),
             NotificationEvent::Page {
                 step: 0,

@@ -71,7 +71,7 @@ pub fn resolved() -> IncidentSummary {
 pub fn page(to: Recipient) -> Notification {
     let target = Target::User("alice".into());
     Notification {
-        key: DeliveryKey::page(IncidentId(42), 0, 0, &target, &to),
+        key: DeliveryKey::page_fired(IncidentId(42), 1, 0, 0, &target, &to),
         incident: incident(),
         event: NotificationEvent::Page {
             step: 0,

@@ -148,19 +148,6 @@ impl DeliveryKey {
         ))
     }
 
-    /// A page key without the firing's event: unique within one pass of
-    /// the escalation only. The delivery log keys pages with
-    /// [`Self::page_fired`]; this form is for notifications built by hand.
-    pub fn page(
-        incident: IncidentId,
-        step: usize,
-        repeat: u32,
-        target: &Target,
-        to: &Recipient,
-    ) -> Self {
-        DeliveryKey(format!("{incident}/page/{step}/{repeat}/{target}/{to}"))
-    }
-
     /// An update (acknowledged, resolved, …) caused by timeline event `seq`.
     pub fn update(incident: IncidentId, seq: u32, to: &Recipient) -> Self {
         DeliveryKey(format!("{incident}/update/{seq}/{to}"))
@@ -456,16 +443,16 @@ mod tests {
             address: "alice@example.com".into(),
         };
         assert_eq!(
-            DeliveryKey::page(id, 0, 1, &t, &a).0,
-            "7/page/0/1/channel:ops/slack:#oncall"
+            DeliveryKey::page_fired(id, 3, 0, 1, &t, &a).0,
+            "7/page/3/0/1/channel:ops/slack:#oncall"
         );
         assert_ne!(
-            DeliveryKey::page(id, 0, 1, &t, &a),
-            DeliveryKey::page(id, 0, 1, &t, &b)
+            DeliveryKey::page_fired(id, 3, 0, 1, &t, &a),
+            DeliveryKey::page_fired(id, 3, 0, 1, &t, &b)
         );
         assert_ne!(
-            DeliveryKey::page(id, 0, 1, &t, &a),
-            DeliveryKey::page(id, 0, 2, &t, &a)
+            DeliveryKey::page_fired(id, 3, 0, 1, &t, &a),
+            DeliveryKey::page_fired(id, 3, 0, 2, &t, &a)
         );
         assert_eq!(
             DeliveryKey::update(id, 4, &b).0,
