@@ -52,7 +52,7 @@ use crate::domain::{
     Attribution, DeadlineEffect, Fingerprint, HeartbeatMonitor, HeartbeatState, HeartbeatStatus,
     IngestAction, Interface, PingEffect, RestartIntensity,
 };
-use crate::messages::{CommandError, HeartbeatMsg, IncidentCommand, RouterMsg};
+use crate::messages::{CommandError, HeartbeatMsg, IncidentCommand, RouterMsg, SupervisorMsg};
 use crate::system::{call_router, route, CoreContext};
 use crate::time::Timestamp;
 
@@ -99,7 +99,7 @@ async fn spawn_monitor(
 }
 
 impl Actor for HeartbeatSupervisor {
-    type Msg = ();
+    type Msg = SupervisorMsg;
     type State = HeartbeatSupervisorState;
     type Arguments = Arc<CoreContext>;
 
@@ -149,9 +149,16 @@ impl Actor for HeartbeatSupervisor {
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
-        _msg: Self::Msg,
-        _state: &mut Self::State,
+        msg: Self::Msg,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let SupervisorMsg::Inspect(reply) = msg;
+        let recent: usize = state.restarts.values().map(RestartIntensity::recent).sum();
+        let _ = reply.send(serde_json::json!({
+            "monitors": state.children.len(),
+            "configured": state.ctx.config.heartbeats.len(),
+            "recent_restarts": recent,
+        }));
         Ok(())
     }
 

@@ -30,6 +30,7 @@ use crate::domain::{
     Change, Deadlines, Delivery, Fingerprint, Incident, IncidentId, IncidentStatus,
     IncidentSummary, IngestAction,
 };
+use crate::inspect::{IncidentView, TimerView};
 use crate::messages::{
     CommandError, IncidentMsg, IngestError, IngestOutcome, NotifierMsg, Outgoing, PersistenceMsg,
     RouterMsg, TimerKind,
@@ -50,6 +51,8 @@ pub struct IncidentArgs {
     /// `Some` when rehydrated or restarted from a snapshot; `None` for a new
     /// incident, which exists once its first alert is committed.
     pub incident: Option<Incident>,
+    /// Times this incident's actor was started again before this one.
+    pub restarts: u32,
     pub ctx: Arc<CoreContext>,
 }
 
@@ -79,6 +82,7 @@ pub struct IncidentState {
     generation: u64,
     /// Cleared when an acknowledge or resolve commits; travels with each page.
     paging: Arc<AtomicBool>,
+    restarts: u32,
     ctx: Arc<CoreContext>,
 }
 
@@ -137,6 +141,41 @@ impl IncidentState {
                 (_, Some(w)) => self.arm(myself, kind, w, now),
                 (_, None) => self.timers[kind.index()] = None,
             }
+        }
+    }
+
+    /// What the actor tree shows of this incident.
+    fn view(&self) -> IncidentView {
+        let now = self.ctx.clock.now();
+        let i = self.incident.as_ref();
+        let timers = TimerKind::ALL
+            .into_iter()
+            .filter_map(|kind| {
+                let t = self.timers[kind.index()].as_ref()?;
+                Some(TimerView {
+                    kind: kind.as_str(),
+                    deadline: t.deadline,
+                    in_ms: t.deadline.as_millis() - now.as_millis(),
+                })
+            })
+            .collect();
+        IncidentView {
+            incident_id: Some(self.id),
+            status: i.map_or("opening", |i| i.status.as_str()),
+            title: i.map(|i| i.title.clone()),
+            service: i.map(|i| i.service.clone()),
+            severity: i.and_then(|i| i.severity.clone()),
+            policy: i.map(|i| i.policy.clone()),
+            step: i.map(|i| i.escalation.step),
+            repeat: i.map(|i| i.escalation.repeat),
+            exhausted: i.is_some_and(|i| i.escalation.exhausted),
+            timers,
+            alerts: i.map_or(0, |i| i.alerts.len()),
+            seen_count: i.map_or(0, |i| i.seen_count),
+            last_seen: i.map(|i| i.last_seen),
+            restarts: self.restarts,
+            closing: self.closing,
+            version: i.map_or(0, |i| i.version),
         }
     }
 
@@ -235,6 +274,16 @@ async fn commit_and_apply(
     }
     notify(&state.ctx, &next, deliveries, &state.paging);
     let resolved = next.status == IncidentStatus::Resolved;
+    let was = state.incident.as_ref().map(|i| i.status);
+    if !resolved && was.is_some_and(|s| s != next.status) {
+        // The router keeps each open incident's status for the actor tree.
+        if let Some(router) = Names::lookup::<RouterMsg>(&state.ctx.names.router()) {
+            let _ = router.cast(RouterMsg::StatusChanged {
+                id: next.id,
+                status: next.status,
+            });
+        }
+    }
     state.incident = Some(next);
     state.rearm(myself);
     if resolved {
@@ -311,6 +360,7 @@ impl Actor for IncidentActor {
             timers: [None, None, None],
             generation: 0,
             paging: Arc::new(AtomicBool::new(true)),
+            restarts: args.restarts,
             ctx: args.ctx,
         })
     }
@@ -462,6 +512,13 @@ impl Actor for IncidentActor {
             IncidentMsg::Retire => myself.stop(None),
             IncidentMsg::Get(reply) => {
                 let _ = reply.send(state.incident.clone());
+            }
+            IncidentMsg::Inspect { full, reply } => {
+                let mut view = serde_json::to_value(state.view()).unwrap_or_default();
+                if full {
+                    view["incident"] = serde_json::to_value(&state.incident).unwrap_or_default();
+                }
+                let _ = reply.send(view);
             }
         }
         Ok(())

@@ -11,6 +11,8 @@
 //!   [`incident`] (one per open incident, owns its timers), [`persistence`]
 //!   (group commit), [`notifier`] (per-channel delivery workers),
 //!   [`heartbeat`] (one per heartbeat monitor, owns its deadline timer).
+//! * [`inspect`]: the live actor tree as data (each actor answers an
+//!   inspect message with its observable state).
 //! * [`system`]: `spawn_system` wires them and returns the [`system::System`]
 //!   handle the server talks to.
 //!
@@ -21,6 +23,7 @@ pub mod console;
 pub mod domain;
 pub mod heartbeat;
 pub mod incident;
+pub mod inspect;
 pub mod memory_store;
 pub mod messages;
 pub mod notifier;

@@ -42,6 +42,7 @@ pub struct MemoryStore {
     fail: AtomicBool,
     fail_commits: AtomicBool,
     pending_read_delay: Mutex<Option<std::time::Duration>>,
+    commit_delay: Mutex<Option<std::time::Duration>>,
     commits: AtomicU64,
 }
 
@@ -64,6 +65,13 @@ impl MemoryStore {
     /// widen races with the notifier's start-up read.
     pub fn set_pending_read_delay(&self, delay: Option<std::time::Duration>) {
         *self.pending_read_delay.lock().expect("memory store lock") = delay;
+    }
+
+    /// Makes every commit take this long first (on tokio's clock): a
+    /// stalled database, with the persistence actor and the incident
+    /// waiting on it busy meanwhile.
+    pub fn set_commit_delay(&self, delay: Option<std::time::Duration>) {
+        *self.commit_delay.lock().expect("memory store lock") = delay;
     }
 
     /// Number of successful commits (each one a transaction).
@@ -92,6 +100,10 @@ impl MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        let delay = *self.commit_delay.lock().expect("memory store lock");
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         self.check()?;
         if self.fail_commits.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable("commits set to fail".into()));

@@ -127,6 +127,32 @@ pub enum RouterMsg {
     IndexSize(RpcReplyPort<usize>),
     /// The actor of an open incident, if running.
     Lookup(IncidentId, RpcReplyPort<Option<ActorRef<IncidentMsg>>>),
+    /// An incident's status changed (acknowledged, triggered again): the
+    /// router keeps it so the actor tree can be filtered and counted
+    /// without asking every incident.
+    StatusChanged {
+        id: IncidentId,
+        status: crate::domain::IncidentStatus,
+    },
+    /// The router's observable state and one page of its incident children.
+    Inspect(
+        crate::inspect::ChildQuery,
+        RpcReplyPort<crate::inspect::RouterPage>,
+    ),
+    /// The open incident run by the actor with this id, if any.
+    IncidentOfActor(ractor::ActorId, RpcReplyPort<Option<IncidentId>>),
+    /// Stop an open incident's actor and start it again from its committed
+    /// snapshot (an operator action). Answers with the new actor.
+    Restart(
+        IncidentId,
+        RpcReplyPort<Result<ActorRef<IncidentMsg>, CommandError>>,
+    ),
+}
+
+/// Asks a supervisor (the root, the heartbeat monitors' supervisor) for
+/// its observable state.
+pub enum SupervisorMsg {
+    Inspect(RpcReplyPort<serde_json::Value>),
 }
 
 /// Which of an incident's timers fired. `generation` tells a timer armed
@@ -149,6 +175,14 @@ impl TimerKind {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::Escalation => "escalation",
+            TimerKind::AckExpiry => "ack_expiry",
+            TimerKind::AlertExpiry => "alert_expiry",
+        }
+    }
 }
 
 pub enum IncidentMsg {
@@ -168,6 +202,12 @@ pub enum IncidentMsg {
     Retire,
     /// The incident as the actor holds it now (including uncommitted repeat counts).
     Get(RpcReplyPort<Option<Incident>>),
+    /// The actor's observable state (`inspect::IncidentView`); `full` adds
+    /// the whole incident as held in memory.
+    Inspect {
+        full: bool,
+        reply: RpcReplyPort<serde_json::Value>,
+    },
 }
 
 pub enum HeartbeatMsg {
@@ -196,6 +236,8 @@ pub enum PersistenceMsg {
     /// router sends it before rehydrating, so writes of incident actors that
     /// were killed with the previous router are in the store before it reads.
     Sync(RpcReplyPort<Result<(), StoreError>>),
+    /// The actor's observable state (`inspect::PersistenceView`).
+    Inspect(RpcReplyPort<serde_json::Value>),
 }
 
 /// A recorded delivery on its way to a channel. A page carries its
@@ -222,4 +264,6 @@ impl Outgoing {
 pub enum NotifierMsg {
     /// Deliveries already recorded pending in the delivery log.
     Send(Vec<Outgoing>),
+    /// The pool's observable state: the transports it serves, in worker order.
+    Inspect(RpcReplyPort<crate::inspect::PoolView>),
 }

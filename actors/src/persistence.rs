@@ -49,6 +49,9 @@ pub struct PersistenceState {
     /// Observable figures: size of the last batch and commits so far.
     pub last_batch: usize,
     pub commits: u64,
+    pub failed_commits: u64,
+    /// How long the last group commit took, and when it ended.
+    last_commit: Option<(Duration, crate::time::Timestamp)>,
 }
 
 /// Merges a repeat into the pending ones: the latest `last_seen` and the
@@ -76,6 +79,20 @@ fn failure_for_waiter(e: &StoreError) -> StoreError {
 const MAX_QUEUED_ATTEMPTS: usize = 100_000;
 
 impl PersistenceState {
+    fn view(&self) -> crate::inspect::PersistenceView {
+        crate::inspect::PersistenceView {
+            queued_writes: self.pending_writes,
+            queued_callers: self.pending.len(),
+            queued_touches: self.touches.len(),
+            queued_attempts: self.attempts.len(),
+            last_batch_size: self.last_batch,
+            last_commit_ms: self.last_commit.map(|(d, _)| d.as_secs_f64() * 1e3),
+            last_commit_at: self.last_commit.map(|(_, at)| at),
+            commits: self.commits,
+            failed_commits: self.failed_commits,
+        }
+    }
+
     /// Writes the queued delivery attempts in one transaction; on failure
     /// they wait for the next flush.
     async fn record_attempts(&mut self, store: &dyn Store) {
@@ -119,7 +136,12 @@ impl PersistenceState {
             batch.incidents.extend(p.writes);
         }
         let size = batch.incidents.len();
+        let started = tokio::time::Instant::now();
         let result = store.commit(&batch).await;
+        self.last_commit = Some((started.elapsed(), self.ctx.clock.now()));
+        if result.is_err() {
+            self.failed_commits += 1;
+        }
         match &result {
             Ok(()) => {
                 self.last_batch = size;
@@ -183,6 +205,8 @@ impl Actor for PersistenceActor {
             touch_timer: None,
             last_batch: 0,
             commits: 0,
+            failed_commits: 0,
+            last_commit: None,
         })
     }
 
@@ -245,6 +269,9 @@ impl Actor for PersistenceActor {
             PersistenceMsg::Sync(reply) => {
                 let store = state.ctx.store.clone();
                 let _ = reply.send(state.flush(store.as_ref()).await);
+            }
+            PersistenceMsg::Inspect(reply) => {
+                let _ = reply.send(serde_json::to_value(state.view()).unwrap_or_default());
             }
         }
         Ok(())

@@ -12,16 +12,17 @@
 //! beyond that the router fails, escalating to the root supervisor, which
 //! restarts the router (and so rehydrates every incident from the store).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::domain::{
-    Alert, AlertStatus, Fingerprint, Incident, IncidentId, IngestAction, RestartIntensity, Silence,
-    SilenceId, SilenceState, TransitionError,
+    Alert, AlertStatus, Fingerprint, Incident, IncidentId, IncidentStatus, IngestAction,
+    RestartIntensity, Silence, SilenceId, SilenceState, TransitionError,
 };
 use crate::incident::{commit, IncidentActor, IncidentArgs};
+use crate::inspect::{ChildQuery, IncidentChild, RouterPage, RouterView};
 use crate::messages::{
     CommandError, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, PersistenceMsg,
     RouterMsg,
@@ -36,31 +37,121 @@ struct Entry {
     actor: ActorRef<IncidentMsg>,
 }
 
+/// An open incident as the router knows it. Ordered by id, so the actor
+/// tree pages through 100,000 of them by keyset without sorting.
+struct Open {
+    actor: ActorRef<IncidentMsg>,
+    key: Fingerprint,
+    status: IncidentStatus,
+    /// Times its actor was started again (failures, operator restarts).
+    restarts: u32,
+}
+
 pub struct RouterState {
     ctx: Arc<CoreContext>,
     by_key: HashMap<Fingerprint, Entry>,
-    by_id: HashMap<IncidentId, ActorRef<IncidentMsg>>,
+    by_id: BTreeMap<IncidentId, Open>,
     by_actor: HashMap<ActorId, (IncidentId, Fingerprint)>,
     restarts: HashMap<IncidentId, RestartIntensity>,
     next_id: u64,
     /// Silences not yet expired; consulted only when an alert would open an incident.
     silences: Vec<Silence>,
+    /// Open incidents by status (the tree's summary, kept as they change).
+    acknowledged: usize,
+    /// Incident actors restarted after a failure since this router started.
+    failure_restarts: u64,
 }
 
 impl RouterState {
-    fn insert(&mut self, id: IncidentId, key: Fingerprint, actor: ActorRef<IncidentMsg>) {
+    fn insert(
+        &mut self,
+        id: IncidentId,
+        key: Fingerprint,
+        actor: ActorRef<IncidentMsg>,
+        status: IncidentStatus,
+        restarts: u32,
+    ) {
         self.by_actor.insert(actor.get_id(), (id, key));
-        self.by_id.insert(id, actor.clone());
+        if status == IncidentStatus::Acknowledged {
+            self.acknowledged += 1;
+        }
+        self.by_id.insert(
+            id,
+            Open {
+                actor: actor.clone(),
+                key,
+                status,
+                restarts,
+            },
+        );
         self.by_key.insert(key, Entry { id, actor });
     }
 
     /// Drops an incident from the index (not from `by_actor`: that goes when
     /// the actor has actually stopped).
-    fn remove(&mut self, id: IncidentId, key: Fingerprint) -> Option<ActorRef<IncidentMsg>> {
+    fn remove(&mut self, id: IncidentId, key: Fingerprint) -> Option<Open> {
         if self.by_key.get(&key).is_some_and(|e| e.id == id) {
             self.by_key.remove(&key);
         }
-        self.by_id.remove(&id)
+        let open = self.by_id.remove(&id)?;
+        if open.status == IncidentStatus::Acknowledged {
+            self.acknowledged -= 1;
+        }
+        Some(open)
+    }
+
+    fn set_status(&mut self, id: IncidentId, status: IncidentStatus) {
+        let Some(open) = self.by_id.get_mut(&id) else {
+            return;
+        };
+        let was = std::mem::replace(&mut open.status, status) == IncidentStatus::Acknowledged;
+        let is = status == IncidentStatus::Acknowledged;
+        if was && !is {
+            self.acknowledged -= 1;
+        } else if is && !was {
+            self.acknowledged += 1;
+        }
+    }
+
+    /// The router's part of the actor tree: its figures and one page of incidents.
+    fn page(&self, q: &ChildQuery) -> RouterPage {
+        let from = q
+            .after
+            .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let mut matching = self
+            .by_id
+            .range((from, std::ops::Bound::Unbounded))
+            .filter(|(_, o)| q.status.is_none_or(|s| o.status == s));
+        let children: Vec<IncidentChild> = matching
+            .by_ref()
+            .take(q.limit)
+            .map(|(id, o)| IncidentChild {
+                id: *id,
+                actor: o.actor.clone(),
+            })
+            .collect();
+        let more = matching.next().is_some();
+        let open = self.by_id.len();
+        let view = RouterView {
+            index_size: open,
+            triggered: open - self.acknowledged,
+            acknowledged: self.acknowledged,
+            next_id: self.next_id,
+            silences: self.silences.len(),
+            incident_restarts: self.failure_restarts,
+        };
+        let matching = match q.status {
+            None => open,
+            Some(IncidentStatus::Acknowledged) => self.acknowledged,
+            Some(IncidentStatus::Triggered) => open - self.acknowledged,
+            Some(IncidentStatus::Resolved) => 0,
+        };
+        RouterPage {
+            next_cursor: more.then(|| children.last().map(|c| c.id)).flatten(),
+            view,
+            children,
+            matching,
+        }
     }
 
     fn allocate_id(&mut self) -> IncidentId {
@@ -76,11 +167,13 @@ async fn spawn_incident(
     id: IncidentId,
     key: Fingerprint,
     incident: Option<Incident>,
+    restarts: u32,
 ) -> Result<ActorRef<IncidentMsg>, ActorProcessingErr> {
     let args = IncidentArgs {
         id,
         key,
         incident,
+        restarts,
         ctx: ctx.clone(),
     };
     let (actor, _) = Actor::spawn_linked(None, IncidentActor, args, myself.get_cell()).await?;
@@ -136,6 +229,58 @@ async fn command_on_closed(
     Ok(incident)
 }
 
+/// An operator's restart of one incident actor: it is stopped (after the
+/// message in hand, so no commit is cut short), its writes still queued
+/// in the persistence actor are committed, and a new actor starts from the
+/// snapshot just read, re-arming its timers. The router waits for the old
+/// actor's current message only (one commit at most): ingest resumes at
+/// once. The index keeps the incident meanwhile, so an alert arriving
+/// during the restart cannot open a duplicate; it waits in the router's
+/// mailbox and goes to the new actor.
+async fn restart(
+    myself: &ActorRef<RouterMsg>,
+    state: &mut RouterState,
+    id: IncidentId,
+) -> Result<ActorRef<IncidentMsg>, CommandError> {
+    let Some(open) = state.by_id.get(&id) else {
+        return Err(CommandError::NotFound(id));
+    };
+    let (old, key, restarts) = (open.actor.clone(), open.key, open.restarts + 1);
+    state.by_actor.remove(&old.get_id());
+    old.stop_and_wait(
+        Some("restarted by an operator".into()),
+        Some(state.ctx.config.call_timeout),
+    )
+    .await
+    .map_err(|e| CommandError::Unavailable(format!("the incident actor did not stop: {e}")))?;
+    if let Some(persistence) = Names::lookup::<PersistenceMsg>(&state.ctx.names.persistence()) {
+        match persistence.call(PersistenceMsg::Sync, None).await {
+            Ok(ractor::rpc::CallResult::Success(r)) => r?,
+            _ => {
+                return Err(CommandError::Unavailable(
+                    "the persistence actor stopped".into(),
+                ))
+            }
+        }
+    }
+    let snapshot = state.ctx.store.get_incident(id).await?;
+    let open_status = snapshot.as_ref().map(|s| s.status).filter(|s| s.is_open());
+    state.remove(id, key);
+    let Some(status) = open_status else {
+        // Resolved by its last message: nothing to bring back.
+        return Err(CommandError::NotFound(id));
+    };
+    let actor = spawn_incident(myself, &state.ctx, id, key, snapshot, restarts)
+        .await
+        .map_err(|e| CommandError::Unavailable(format!("cannot start incident actor: {e}")))?;
+    state.insert(id, key, actor.clone(), status, restarts);
+    tracing::warn!(
+        incident_id = id.0,
+        "incident actor restarted by an operator"
+    );
+    Ok(actor)
+}
+
 impl Actor for RouterActor {
     type Msg = RouterMsg;
     type State = RouterState;
@@ -160,17 +305,19 @@ impl Actor for RouterActor {
         let mut state = RouterState {
             ctx: ctx.clone(),
             by_key: HashMap::with_capacity(open.len()),
-            by_id: HashMap::with_capacity(open.len()),
+            by_id: BTreeMap::new(),
             by_actor: HashMap::with_capacity(open.len()),
             restarts: HashMap::new(),
             next_id: max_id.map_or(1, |id| id.0 + 1),
             silences: live_silences(silences, ctx.clock.now()),
+            acknowledged: 0,
+            failure_restarts: 0,
         };
         let count = open.len();
         for incident in open {
-            let (id, key) = (incident.id, incident.fingerprint);
-            let actor = spawn_incident(&myself, &ctx, id, key, Some(incident)).await?;
-            state.insert(id, key, actor);
+            let (id, key, status) = (incident.id, incident.fingerprint, incident.status);
+            let actor = spawn_incident(&myself, &ctx, id, key, Some(incident), 0).await?;
+            state.insert(id, key, actor, status, 0);
         }
         tracing::info!(
             open_incidents = count,
@@ -227,9 +374,9 @@ impl Actor for RouterActor {
                     return Ok(());
                 }
                 let id = state.allocate_id();
-                match spawn_incident(&myself, &state.ctx, id, key, None).await {
+                match spawn_incident(&myself, &state.ctx, id, key, None, 0).await {
                     Ok(actor) => {
-                        state.insert(id, key, actor.clone());
+                        state.insert(id, key, actor.clone(), IncidentStatus::Triggered, 0);
                         let _ = actor.cast(IncidentMsg::Ingest { alert, reply });
                     }
                     Err(e) => {
@@ -240,10 +387,10 @@ impl Actor for RouterActor {
                 }
             }
             RouterMsg::Command { id, command, reply } => {
-                if let Some(actor) = state.by_id.get(&id) {
+                if let Some(open) = state.by_id.get(&id) {
                     if let Err(ractor::MessagingErr::SendErr(IncidentMsg::Command {
                         reply, ..
-                    })) = actor.cast(IncidentMsg::Command { command, reply })
+                    })) = open.actor.cast(IncidentMsg::Command { command, reply })
                     {
                         let _ = reply.send(Err(CommandError::Unavailable(
                             "the incident is restarting".into(),
@@ -279,9 +426,9 @@ impl Actor for RouterActor {
                 }
             },
             RouterMsg::Closed { id, key } => {
-                if let Some(actor) = state.remove(id, key) {
+                if let Some(open) = state.remove(id, key) {
                     // Messages already queued to it are handled before this.
-                    let _ = actor.cast(IncidentMsg::Retire);
+                    let _ = open.actor.cast(IncidentMsg::Retire);
                 }
             }
             RouterMsg::SetSilences(silences) => {
@@ -291,7 +438,23 @@ impl Actor for RouterActor {
                 let _ = reply.send(state.by_id.len());
             }
             RouterMsg::Lookup(id, reply) => {
-                let _ = reply.send(state.by_id.get(&id).cloned());
+                let _ = reply.send(state.by_id.get(&id).map(|o| o.actor.clone()));
+            }
+            RouterMsg::StatusChanged { id, status } => state.set_status(id, status),
+            RouterMsg::Inspect(query, reply) => {
+                let _ = reply.send(state.page(&query));
+            }
+            RouterMsg::IncidentOfActor(actor, reply) => {
+                let found = state.by_actor.get(&actor).map(|(id, _)| *id).filter(|id| {
+                    state
+                        .by_id
+                        .get(id)
+                        .is_some_and(|o| o.actor.get_id() == actor)
+                });
+                let _ = reply.send(found);
+            }
+            RouterMsg::Restart(id, reply) => {
+                let _ = reply.send(restart(&myself, state, id).await);
             }
         }
         Ok(())
@@ -309,7 +472,7 @@ impl Actor for RouterActor {
                     if state
                         .by_id
                         .get(&id)
-                        .is_some_and(|a| a.get_id() == cell.get_id())
+                        .is_some_and(|o| o.actor.get_id() == cell.get_id())
                     {
                         state.remove(id, key);
                     }
@@ -333,13 +496,16 @@ impl Actor for RouterActor {
                     )
                     .into());
                 }
-                state.remove(id, key);
+                let restarts = state.remove(id, key).map_or(0, |o| o.restarts) + 1;
+                state.failure_restarts += 1;
                 // Restart from the last committed snapshot, with its timers.
                 match state.ctx.store.get_incident(id).await? {
                     Some(snapshot) if snapshot.status.is_open() => {
+                        let status = snapshot.status;
                         let actor =
-                            spawn_incident(&myself, &state.ctx, id, key, Some(snapshot)).await?;
-                        state.insert(id, key, actor);
+                            spawn_incident(&myself, &state.ctx, id, key, Some(snapshot), restarts)
+                                .await?;
+                        state.insert(id, key, actor, status, restarts);
                         tracing::warn!(
                             incident_id = id.0,
                             "incident actor restarted from its snapshot"

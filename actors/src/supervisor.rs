@@ -13,6 +13,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::domain::RestartIntensity;
 use crate::heartbeat::HeartbeatSupervisor;
+use crate::messages::SupervisorMsg;
 use crate::notifier::{NotifierArgs, NotifierPool};
 use crate::persistence::PersistenceActor;
 use crate::ports::Channel;
@@ -90,8 +91,28 @@ async fn start_child(
     Ok(())
 }
 
+impl RootState {
+    /// What the actor tree shows of the root: its children and their restarts.
+    fn view(&self) -> serde_json::Value {
+        let mut restarts: Vec<(String, serde_json::Value)> = self
+            .restarts
+            .iter()
+            .map(|(c, r)| (format!("{c:?}").to_lowercase(), r.recent().into()))
+            .collect();
+        restarts.sort_by(|a, b| a.0.cmp(&b.0));
+        serde_json::json!({
+            "children": self.children.len(),
+            "restart_policy": {
+                "max_restarts": self.ctx.config.restart.max_restarts,
+                "within_ms": self.ctx.config.restart.within.as_millis() as u64,
+            },
+            "recent_restarts": restarts.into_iter().collect::<serde_json::Map<_, _>>(),
+        })
+    }
+}
+
 impl Actor for RootSupervisor {
-    type Msg = ();
+    type Msg = SupervisorMsg;
     type State = RootState;
     type Arguments = RootArgs;
 
@@ -146,9 +167,11 @@ impl Actor for RootSupervisor {
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
-        _msg: Self::Msg,
-        _state: &mut Self::State,
+        msg: Self::Msg,
+        state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
+        let SupervisorMsg::Inspect(reply) = msg;
+        let _ = reply.send(state.view());
         Ok(())
     }
 

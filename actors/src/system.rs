@@ -241,7 +241,7 @@ pub(crate) async fn call_router(
 #[derive(Clone)]
 pub struct System {
     ctx: Arc<CoreContext>,
-    root: ActorRef<()>,
+    root: ActorRef<crate::messages::SupervisorMsg>,
     stopped: watch::Receiver<bool>,
     silences_lock: Arc<tokio::sync::Mutex<()>>,
 }
@@ -518,6 +518,43 @@ impl System {
     /// worker did not answer within the call timeout.
     pub async fn channel_worker(&self, transport: &str) -> Option<crate::notifier::WorkerStatus> {
         crate::notifier::worker_status(&self.ctx, transport).await
+    }
+
+    /// The live actor tree: every actor with its observable state, and one
+    /// page of the router's incidents (`page`). Each actor is asked with a
+    /// timeout; one that does not answer shows as `unresponsive`.
+    pub async fn actor_tree(&self, page: &crate::inspect::ChildQuery) -> crate::inspect::ActorNode {
+        crate::inspect::tree(&self.ctx, &self.root.get_cell(), page).await
+    }
+
+    /// One actor in full, by its id (`0.42`, a worker's `0.17/w2`) or as
+    /// `incident-<id>`; `None` if no such actor is running.
+    pub async fn actor(
+        &self,
+        wanted: &crate::inspect::ActorSelector,
+    ) -> Option<crate::inspect::ActorNode> {
+        crate::inspect::find(&self.ctx, &self.root.get_cell(), wanted).await
+    }
+
+    /// Stops open incident `id`'s actor and starts it again from its
+    /// committed snapshot (an operator's action); answers the new actor's node.
+    pub async fn restart_incident_actor(
+        &self,
+        id: IncidentId,
+    ) -> Result<crate::inspect::ActorNode, CommandError> {
+        let router = self.router().map_err(CommandError::Unavailable)?;
+        let actor = match router
+            .call(
+                |r| RouterMsg::Restart(id, r),
+                Some(self.ctx.config.call_timeout),
+            )
+            .await
+        {
+            Ok(CallResult::Success(result)) => result?,
+            Ok(CallResult::Timeout) => return Err(CommandError::Unavailable("timed out".into())),
+            _ => return Err(CommandError::Unavailable("the router stopped".into())),
+        };
+        Ok(crate::inspect::incident(id, &actor, true).await)
     }
 
     /// The router's actor id (it changes when the root restarts the router).

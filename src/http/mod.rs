@@ -23,9 +23,11 @@
 //! annotations, which also make the OpenAPI document served at
 //! `/v1/openapi.json` (see [`openapi`]).
 
+pub mod actors;
 pub mod alertmanager;
 pub mod alerts;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod health;
 pub mod heartbeats;
@@ -204,10 +206,12 @@ impl AppState {
 
 /// The whole HTTP API: every route comes from [`openapi::api_router`], so
 /// each is an operation of the OpenAPI document (`/v1/openapi.json`
-/// included).
+/// included); the web console's page and assets ([`console`]) are merged
+/// in besides, not being API operations.
 pub fn app(state: AppState) -> Router {
     let (router, _document) = openapi::api_router().split_for_parts();
     router
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -46,8 +46,8 @@ use utoipa_axum::routes;
 use super::error::ErrorBody;
 use super::incidents::CommandBody;
 use super::{
-    alertmanager, alerts, health, heartbeats, incident_actions, incidents, oncall, pagerduty,
-    prometheus, silences, slack, AppState,
+    actors, alertmanager, alerts, health, heartbeats, incident_actions, incidents, oncall,
+    pagerduty, prometheus, silences, slack, AppState,
 };
 
 /// The security scheme of the operator API: an API token with the read or
@@ -83,6 +83,7 @@ pub const SLACK_SIGNATURE: &str = "slack_signature";
         (name = "silences", description = "Silences: alerts they match open no incident and page nobody."),
         (name = "heartbeats", description = "Heartbeat monitors (dead-man's switches)."),
         (name = "oncall", description = "Who is on call, per schedule."),
+        (name = "actors", description = "The live actor tree: every actor's observable state."),
         (name = "slack", description = "Slack's requests to lim (button clicks, the `/lim` \
             slash command), signed by Slack with the app's signing secret."),
         (name = "health", description = "Liveness and readiness probes."),
@@ -171,6 +172,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(heartbeats::get, heartbeats::ping))
         .routes(routes!(slack::interactions))
         .routes(routes!(slack::commands))
+        .routes(routes!(actors::tree))
+        .routes(routes!(actors::get))
+        .routes(routes!(actors::restart))
 }
 
 /// The OpenAPI document of the whole API.

@@ -172,6 +172,14 @@ impl ChannelTable {
     fn serves(&self, transport: &str) -> bool {
         self.workers.contains_key(transport)
     }
+
+    /// The transports in worker order.
+    fn transports(&self) -> Vec<Transport> {
+        let mut all: Vec<(WorkerId, Transport)> =
+            self.workers.iter().map(|(t, w)| (*w, t.clone())).collect();
+        all.sort();
+        all.into_iter().map(|(_, t)| t).collect()
+    }
 }
 
 impl CustomHashFunction<Transport> for ChannelTable {
@@ -186,7 +194,7 @@ impl CustomHashFunction<Transport> for ChannelTable {
 }
 
 /// The name the factory is registered under.
-fn factory_name(names: &Names) -> String {
+pub(crate) fn factory_name(names: &Names) -> String {
     format!("{}/workers", names.notifier())
 }
 
@@ -196,17 +204,35 @@ fn factory_name(names: &Names) -> String {
 /// `None` when no channel serves `transport`, the pool is restarting, or
 /// the worker did not answer within the call timeout.
 pub(crate) async fn worker_status(ctx: &CoreContext, transport: &str) -> Option<WorkerStatus> {
+    worker_status_within(ctx, transport, ctx.config.call_timeout).await
+}
+
+/// [`worker_status`] with its own timeout.
+pub(crate) async fn worker_status_within(
+    ctx: &CoreContext,
+    transport: &str,
+    timeout: Duration,
+) -> Option<WorkerStatus> {
     let factory =
         Names::lookup::<FactoryMessage<Transport, ChannelJob>>(&factory_name(&ctx.names))?;
     match factory
-        .call_job(
-            transport.to_string(),
-            ChannelJob::Inspect,
-            Some(ctx.config.call_timeout),
-        )
+        .call_job(transport.to_string(), ChannelJob::Inspect, Some(timeout))
         .await
     {
         Ok(CallResult::Success(status)) if status.channel == transport => Some(status),
+        _ => None,
+    }
+}
+
+/// Jobs waiting in the factory's queue (not yet taken by a worker).
+pub(crate) async fn factory_queue_depth(ctx: &CoreContext) -> Option<usize> {
+    let factory =
+        Names::lookup::<FactoryMessage<Transport, ChannelJob>>(&factory_name(&ctx.names))?;
+    match factory
+        .queue_depth(Some(crate::inspect::INSPECT_TIMEOUT))
+        .await
+    {
+        Ok(CallResult::Success(depth)) => Some(depth),
         _ => None,
     }
 }

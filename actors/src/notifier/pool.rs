@@ -172,9 +172,17 @@ impl Actor for NotifierPool {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let NotifierMsg::Send(outgoing) = msg;
-        for o in outgoing {
-            state.route(o);
+        match msg {
+            NotifierMsg::Send(outgoing) => {
+                for o in outgoing {
+                    state.route(o);
+                }
+            }
+            NotifierMsg::Inspect(reply) => {
+                let _ = reply.send(crate::inspect::PoolView {
+                    channels: state.table.transports(),
+                });
+            }
         }
         Ok(())
     }

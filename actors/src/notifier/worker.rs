@@ -1,7 +1,7 @@
 //! A channel worker: a factory worker that delivers one transport's
 //! notifications.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use crate::domain::{
 use crate::messages::Outgoing;
 use crate::ports::{Channel, ChannelError, Delivered, RateLimit};
 use crate::system::CoreContext;
+use crate::time::Timestamp;
 
 /// What a channel worker handles: the factory's job message, every job
 /// keyed by the worker's transport. [`ChannelJob::Send`] and
@@ -82,6 +83,10 @@ pub struct WorkerStatus {
     pub retrying: usize,
     pub delivered: u64,
     pub failed: u64,
+    /// The earliest retry after a failure that is waiting.
+    pub next_retry: Option<Timestamp>,
+    /// The last error the channel answered (ever), for operators.
+    pub last_error: Option<String>,
 }
 
 /// What the factory's worker builder hands a worker it starts.
@@ -143,6 +148,9 @@ pub struct WorkerState {
     tick_armed: bool,
     delivered: u64,
     failed: u64,
+    /// When each delivery waiting for a retry (after a failure) goes again.
+    retry_due: HashMap<DeliveryKey, Timestamp>,
+    last_error: Option<String>,
     jitter: RandomState,
 }
 
@@ -267,6 +275,7 @@ impl WorkerState {
                 let rate_limited =
                     matches!(e, ChannelError::RateLimited { .. }) && item.delivery.event.is_page();
                 let last = (attempt >= max && !rate_limited) || !e.is_retryable();
+                self.last_error = Some(e.to_string());
                 if last {
                     self.failed += 1;
                     self.held.remove(&item.delivery.key);
@@ -281,6 +290,8 @@ impl WorkerState {
                     };
                     tracing::warn!(channel = %name, incident_id, attempt, error = %e, retry_in = ?wait, "delivery failed; will retry");
                     self.retrying += 1;
+                    self.retry_due
+                        .insert(item.delivery.key.clone(), self.ctx.clock.now().plus(wait));
                     let retry = self.job(ChannelJob::Retry {
                         worker: self.incarnation,
                         item: Box::new(item.clone()),
@@ -306,6 +317,8 @@ impl WorkerState {
             retrying: self.retrying,
             delivered: self.delivered,
             failed: self.failed,
+            next_retry: self.retry_due.values().min().copied(),
+            last_error: self.last_error.clone(),
         }
     }
 }
@@ -413,6 +426,8 @@ impl Worker for ChannelWorker {
             tick_armed: false,
             delivered: 0,
             failed: 0,
+            retry_due: HashMap::new(),
+            last_error: None,
             jitter: RandomState::new(),
         })
     }
@@ -462,6 +477,7 @@ impl Worker for ChannelWorker {
             ChannelJob::Send(item) => state.accept(*item),
             ChannelJob::Retry { item, attempt, .. } => {
                 state.retrying = state.retrying.saturating_sub(1);
+                state.retry_due.remove(&item.delivery.key);
                 state.queue.push_back((*item, attempt));
             }
             ChannelJob::Done {
