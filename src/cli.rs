@@ -48,6 +48,45 @@ pub enum Command {
     Token(TokenArgs),
     /// Who is on call now (or --at a time) for every schedule.
     Oncall(OncallArgs),
+    /// The live actor tree of a running server (or one actor; restart one).
+    Actors(ActorsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ActorsArgs {
+    #[command(subcommand)]
+    pub command: Option<ActorsCommand>,
+    /// Only actors of this kind (and their ancestors): supervisor,
+    /// persistence, notifier_pool, factory, notifier_worker, router,
+    /// incident, scheduler, heartbeat.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only actors with this status: running, unresponsive, … or an
+    /// incident's triggered / acknowledged.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Incidents shown (one page of the router's children).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// The next page of incidents (as printed under the last one).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Redraw every SECONDS (default 2) until interrupted.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<f64>,
+    /// Colours: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, default_value = "auto")]
+    pub color: String,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActorsCommand {
+    /// One actor in full: an actor id (0.42) or incident-<id>.
+    Show { id: String },
+    /// Restart an incident's actor from its last committed snapshot.
+    Restart { id: String },
 }
 
 #[derive(Debug, Args)]

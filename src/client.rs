@@ -25,6 +25,9 @@ pub enum ClientError {
     },
     #[error("the server at {server} answered something that is not lim's API: {reason}")]
     NotLim { server: String, reason: String },
+    /// A command-line value the command cannot use.
+    #[error("{0}")]
+    Usage(String),
 }
 
 pub struct ApiClient {

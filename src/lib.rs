@@ -17,6 +17,7 @@
 //! * [`store`]: the sqlx implementations of the core's `Store` port
 //!   (SQLite and PostgreSQL), chosen by URL.
 //! * [`telemetry`]: logging (text or JSON) via tracing.
+//! * [`tree_view`]: the live actor tree drawn for a terminal (`lim actors`).
 //!
 //! Dependency direction: this crate depends on `incident_actors`, never the
 //! reverse. `main.rs` only parses the command line and calls in here.
@@ -32,3 +33,4 @@ pub mod server;
 pub mod slack;
 pub mod store;
 pub mod telemetry;
+pub mod tree_view;

@@ -30,6 +30,13 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Note(args) => Ok(print(lim::remote::note(&args).await)),
         Command::Silence(args) => Ok(print(lim::remote::silence(&args).await)),
         Command::Oncall(args) => Ok(print(lim::remote::oncall(&args).await)),
+        Command::Actors(args) => match args.watch {
+            Some(every) if args.command.is_none() => tokio::select! {
+                result = lim::remote::watch_actors(&args, every) => Ok(print(result.map(|()| String::new()))),
+                _ = tokio::signal::ctrl_c() => Ok(ExitCode::SUCCESS),
+            },
+            _ => Ok(print(lim::remote::actors(&args).await)),
+        },
         Command::Token(args) => match args.command {
             lim::cli::TokenCommand::New { user, scopes } => {
                 let out = lim::cli::token_new(&user, &scopes).map_err(anyhow::Error::msg)?;

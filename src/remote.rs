@@ -9,8 +9,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::cli::{
-    ActionArgs, IncidentsArgs, IncidentsCommand, NoteArgs, OncallArgs, Remote, SilenceArgs,
-    SilenceCommand, SnoozeArgs,
+    ActionArgs, ActorsArgs, ActorsCommand, IncidentsArgs, IncidentsCommand, NoteArgs, OncallArgs,
+    Remote, SilenceArgs, SilenceCommand, SnoozeArgs,
 };
 use crate::client::{ApiClient, ClientError};
 
@@ -23,6 +23,105 @@ fn render(remote: &Remote, value: &Value, table: impl FnOnce(&Value) -> String) 
         serde_json::to_string_pretty(value).unwrap_or_default()
     } else {
         table(value)
+    }
+}
+
+/// Whether `lim actors` colours its output.
+fn colours(choice: &str) -> Result<bool, ClientError> {
+    use std::io::IsTerminal;
+    match choice {
+        "always" => Ok(true),
+        "never" => Ok(false),
+        "auto" => Ok(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()),
+        other => Err(ClientError::Usage(format!(
+            "--color {other:?}: expected auto, always or never"
+        ))),
+    }
+}
+
+/// `lim actors` once: the tree, one actor (`show`) or a restart.
+pub async fn actors(args: &ActorsArgs) -> Result<String, ClientError> {
+    let api = client(&args.remote)?;
+    let opts = crate::tree_view::DrawOptions {
+        color: colours(&args.color)?,
+    };
+    let one = |v: &Value| crate::tree_view::draw_one(v, opts);
+    match &args.command {
+        Some(ActorsCommand::Show { id }) => {
+            let v = api
+                .request(Method::GET, &format!("/v1/actors/{id}"), &[], None)
+                .await?;
+            // The text view is the one line; the state in full is JSON's.
+            Ok(render(&args.remote, &v, |v| {
+                format!(
+                    "{}{}\n",
+                    one(v),
+                    serde_json::to_string_pretty(&v["state"]).unwrap_or_default()
+                )
+            }))
+        }
+        Some(ActorsCommand::Restart { id }) => {
+            let v = api
+                .request(Method::POST, &format!("/v1/actors/{id}/restart"), &[], None)
+                .await?;
+            Ok(render(&args.remote, &v, |v| {
+                format!("restarted: {}", one(v))
+            }))
+        }
+        None => {
+            let v = actor_tree(&api, args).await?;
+            Ok(render(&args.remote, &v, |v| {
+                crate::tree_view::draw(v, opts)
+            }))
+        }
+    }
+}
+
+async fn actor_tree(api: &ApiClient, args: &ActorsArgs) -> Result<Value, ClientError> {
+    let mut query = vec![("limit", args.limit.to_string())];
+    for (key, value) in [
+        ("kind", &args.kind),
+        ("status", &args.status),
+        ("cursor", &args.cursor),
+    ] {
+        if let Some(v) = value {
+            query.push((key, v.clone()));
+        }
+    }
+    api.request(Method::GET, "/v1/actors", &query, None).await
+}
+
+/// `lim actors --watch`: redraws the tree every `every` seconds, in place,
+/// until interrupted. A failed fetch is shown and retried, not fatal: the
+/// server restarting is exactly when an operator watches.
+pub async fn watch_actors(args: &ActorsArgs, every: f64) -> Result<(), ClientError> {
+    if !(every.is_finite() && every >= 0.1) {
+        return Err(ClientError::Usage(format!(
+            "--watch {every}: expected an interval of at least 0.1 seconds"
+        )));
+    }
+    let api = client(&args.remote)?;
+    let opts = crate::tree_view::DrawOptions {
+        color: colours(&args.color)?,
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs_f64(every));
+    loop {
+        tick.tick().await;
+        let body = match actor_tree(&api, args).await {
+            Ok(v) if args.remote.json => serde_json::to_string_pretty(&v).unwrap_or_default(),
+            Ok(v) => crate::tree_view::draw(&v, opts),
+            Err(e) => format!("lim: {e} (retrying every {every}s)\n"),
+        };
+        // Clear the screen and draw from the top. A closed stdout (the
+        // reader went away: `| head`) ends the watch.
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        if write!(out, "\x1b[2J\x1b[H{body}")
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return Ok(());
+        }
     }
 }
 

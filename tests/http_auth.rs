@@ -352,3 +352,50 @@ async fn dedup_keys_are_scoped_to_the_service_of_the_key() {
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(all_incidents(&h).await[0]["status"], "resolved");
 }
+
+/// The actor tree takes the API's tokens: read to look, write to restart;
+/// and no secret of the config ever shows in it.
+#[tokio::test]
+async fn the_actor_tree_needs_tokens_and_shows_no_secret() {
+    let h = harness().await;
+    let r = send(
+        &h,
+        Method::POST,
+        "/v1/alerts",
+        Some(LLM_KEY),
+        json!({"labels": labels()}),
+    )
+    .await;
+    let id = r.body["results"][0]["incident_id"].as_u64().unwrap();
+    let restart = format!("/v1/actors/incident-{id}/restart");
+    for token in [None, Some("not-a-token"), Some(LLM_KEY)] {
+        let r = send(&h, Method::GET, "/v1/actors", token, Value::Null).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{token:?}");
+        let r = send(&h, Method::POST, &restart, token, Value::Null).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{token:?}");
+    }
+    let r = send(&h, Method::GET, "/v1/actors", Some(DASH), Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let tree = r.body.to_string();
+    assert!(tree.contains(&format!("\"incident {id}\"")), "{tree}");
+    let r = send(&h, Method::POST, &restart, Some(DASH), Value::Null).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = send(&h, Method::POST, &restart, Some(ALICE), Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["state"]["restarts"], json!(1));
+
+    let full = send(
+        &h,
+        Method::GET,
+        &format!("/v1/actors/incident-{id}"),
+        Some(DASH),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(full.status, StatusCode::OK);
+    for answer in [tree, full.body.to_string()] {
+        for secret in [LLM_KEY, DB_KEY, ALICE, DASH] {
+            assert!(!answer.contains(secret), "{secret} in {answer}");
+        }
+    }
+}

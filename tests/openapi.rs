@@ -48,6 +48,9 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("/v1/heartbeats/{name}", "post"),
     ("/v1/slack/interactions", "post"),
     ("/v1/slack/commands", "post"),
+    ("/v1/actors", "get"),
+    ("/v1/actors/{id}", "get"),
+    ("/v1/actors/{id}/restart", "post"),
 ];
 
 /// Operations anyone may call.
@@ -334,6 +337,7 @@ async fn every_operation_that_needs_a_credential_says_which() {
         let expected = if path.starts_with("/v1/incidents")
             || path.starts_with("/v1/silences")
             || path == "/v1/oncall"
+            || path.starts_with("/v1/actors")
             || (path.starts_with("/v1/heartbeats") && method == "get")
         {
             "api_token"

@@ -134,16 +134,22 @@ impl ActorNode {
 pub fn prune(node: ActorNode, kind: Option<ActorKind>, status: Option<&str>) -> Option<ActorNode> {
     let matches =
         kind.is_none_or(|k| node.kind == k) && status.is_none_or(|s| node.matches_status(s));
-    let ActorNode { children, .. } = &node;
+    let ActorNode {
+        children,
+        children_total,
+        ..
+    } = node.clone();
+    let before = children.len();
     let kept: Vec<ActorNode> = children
-        .iter()
-        .cloned()
+        .into_iter()
         .filter_map(|c| prune(c, kind, status))
         .collect();
     if !matches && kept.is_empty() {
         return None;
     }
     Some(ActorNode {
+        // Children the filter dropped are not "more on another page".
+        children_total: children_total - (before - kept.len()),
         children: kept,
         ..node
     })
@@ -628,6 +634,12 @@ mod tests {
         assert_eq!(ids(&t), ["0.1", "0.2"]);
         assert!(prune(sample(), Some(ActorKind::Heartbeat), None).is_none());
         assert_eq!(prune(sample(), None, None).unwrap(), sample());
+        let t = prune(sample(), None, Some("acknowledged")).unwrap();
+        assert_eq!(
+            t.children_total, 1,
+            "the dropped persistence is not counted"
+        );
+        assert_eq!(t.children[0].children_total, 1);
     }
 
     #[test]

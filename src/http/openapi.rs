@@ -91,7 +91,7 @@ pub const SLACK_SIGNATURE: &str = "slack_signature";
     ),
     // `CommandBody` is the optional body of the incident commands, which
     // refer to it by name (an `Option<_>` body would also allow `null`).
-    components(schemas(ErrorBody, CommandBody)),
+    components(schemas(ErrorBody, CommandBody, incident_actors::inspect::ActorKind)),
     modifiers(&SecuritySchemes),
 )]
 pub struct ApiDoc;
