@@ -18,6 +18,9 @@ const PAGE = 50;
 const LIST_POLL_MS = 5000;
 const INCIDENT_POLL_MS = 5000;
 const TREE_POLL_MS = 2000;
+// Incident actors per answer of /v1/actors: its default page and its maximum.
+const TREE_PAGE = 100;
+const MAX_TREE_PAGE = 1000;
 
 // ---------------------------------------------------------------- DOM helpers
 
@@ -350,7 +353,7 @@ function nextUp(incident) {
   }
   if (incident.status === "acknowledged") {
     const by = incident.acknowledged_by ? "ack by " + incident.acknowledged_by : "acknowledged";
-    if (incident.ack_expires_at) return h("span", {}, "re-triggers ", countdown(incident.ack_expires_at, { dataset: { timerKind: "ack_expiry" } }));
+    if (incident.ack_expires_at) return h("span", { title: by }, "re-triggers ", countdown(incident.ack_expires_at, { dataset: { timerKind: "ack_expiry" } }), h("span", { class: "muted" }, incident.acknowledged_by ? " · " + incident.acknowledged_by : ""));
     return h("span", { class: "muted" }, by);
   }
   const esc = incident.escalation || {};
@@ -870,12 +873,16 @@ function treeView(root) {
     if (children.length && !isCollapsed) {
       const ul = h("ul", {}, children.map((c) => renderNode(c, key)));
       if (node.next_cursor || total > children.length) {
-        const moreButton = h("button", { type: "button", class: "quiet more-children" }, `Show more (${children.length} of ${total})`);
-        moreButton.addEventListener("click", () => {
-          limit = Math.min(1000, (limit || children.length) + 100);
-          poll();
-        });
-        ul.appendChild(h("li", { class: "node more" }, moreButton));
+        if (children.length >= MAX_TREE_PAGE) {
+          ul.appendChild(h("li", { class: "node more muted" }, `The first ${children.length} of ${total} are shown (the API's most per answer).`));
+        } else {
+          const moreButton = h("button", { type: "button", class: "quiet more-children" }, `Show more (${children.length} of ${total})`);
+          moreButton.addEventListener("click", () => {
+            limit = Math.min(MAX_TREE_PAGE, Math.max(limit || 0, children.length) + TREE_PAGE);
+            poll();
+          });
+          ul.appendChild(h("li", { class: "node more" }, moreButton));
+        }
       }
       li.appendChild(ul);
     } else if (isCollapsed) {
