@@ -12,6 +12,7 @@
 
 #[path = "../tests/lim_process/mod.rs"]
 mod lim_process;
+mod measure;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -19,35 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lim_process::LimProcess;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Resident and peak resident memory of a process, in KiB, from /proc.
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
-}
+use measure::{env_or, percentile, rss_kib};
 
 struct Report {
     ok: usize,
@@ -127,7 +100,7 @@ async fn run(backend: &str, database_url: &str) {
     )
     .await;
     let (rss, hwm) = rss_kib(pid);
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let ms = measure::ms;
     println!(
         "ingest_load backend={backend} connections={connections} fingerprints={fingerprints} seconds={seconds} \
          alerts_per_s={:.0} ok={} errors={} p50_ms={:.2} p99_ms={:.2} p999_ms={:.2} max_ms={:.2} rss_mib={:.1} peak_rss_mib={:.1}",
