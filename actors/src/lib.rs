@@ -11,6 +11,7 @@
 //!   [`incident`] (one per open incident, owns its timers), [`persistence`]
 //!   (group commit), [`notifier`] (per-channel delivery workers),
 //!   [`heartbeat`] (one per heartbeat monitor, owns its deadline timer).
+//! * [`metrics`]: the core's Prometheus metrics, in a registry per system.
 //! * [`system`]: `spawn_system` wires them and returns the [`system::System`]
 //!   handle the server talks to.
 //!
@@ -23,6 +24,7 @@ pub mod heartbeat;
 pub mod incident;
 pub mod memory_store;
 pub mod messages;
+pub mod metrics;
 pub mod notifier;
 pub mod persistence;
 pub mod ports;

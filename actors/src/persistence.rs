@@ -119,7 +119,15 @@ impl PersistenceState {
             batch.incidents.extend(p.writes);
         }
         let size = batch.incidents.len();
+        let started = tokio::time::Instant::now();
         let result = store.commit(&batch).await;
+        let metrics = &self.ctx.metrics;
+        metrics
+            .commit_latency
+            .observe(started.elapsed().as_secs_f64());
+        metrics
+            .batch_size
+            .observe((size + batch.touches.len()) as f64);
         match &result {
             Ok(()) => {
                 self.last_batch = size;
@@ -247,6 +255,11 @@ impl Actor for PersistenceActor {
                 let _ = reply.send(state.flush(store.as_ref()).await);
             }
         }
+        state
+            .ctx
+            .metrics
+            .pending_writes
+            .set(state.pending_writes as i64);
         Ok(())
     }
 
@@ -313,6 +326,7 @@ mod tests {
             config: SystemConfig::default(),
             store: store.clone(),
             clock: Arc::new(SystemClock),
+            metrics: Arc::new(crate::metrics::CoreMetrics::new().unwrap()),
         });
         let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
         let mut answers = Vec::new();
