@@ -48,6 +48,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("/v1/heartbeats/{name}", "post"),
     ("/v1/slack/interactions", "post"),
     ("/v1/slack/commands", "post"),
+    ("/metrics", "get"),
 ];
 
 /// Operations anyone may call.
@@ -332,6 +333,7 @@ async fn every_operation_that_needs_a_credential_says_which() {
         let expected = if path.starts_with("/v1/incidents")
             || path.starts_with("/v1/silences")
             || path == "/v1/oncall"
+            || path == "/metrics"
             || (path.starts_with("/v1/heartbeats") && method == "get")
         {
             "api_token"

@@ -203,17 +203,9 @@ impl CoreMetrics {
 
     /// Counts one alert's ingest result.
     pub fn count_ingest(&self, source: &str, result: &Result<IngestOutcome, IngestError>) {
-        let label = match result {
-            Ok(outcome) => match outcome.action {
-                IngestAction::Created => "created",
-                IngestAction::Joined => "joined",
-                IngestAction::Resolved => "resolved",
-                IngestAction::Unchanged => "unchanged",
-                IngestAction::Silenced => "silenced",
-            },
-            Err(_) => "error",
-        };
-        self.ingest_alerts.with_label_values(&[source, label]).inc();
+        self.ingest_alerts
+            .with_label_values(&[source, ingest_result(result)])
+            .inc();
     }
 
     /// Counts a request of `source` refused whole (nothing ingested).
@@ -272,6 +264,21 @@ impl CoreMetrics {
                 .with_label_values(&[channel, state])
                 .set(n as i64);
         }
+    }
+}
+
+/// The `result` label of an ingest result: the action (`created`,
+/// `joined`, `resolved`, `unchanged`, `silenced`), or `error`.
+pub fn ingest_result(result: &Result<IngestOutcome, IngestError>) -> &'static str {
+    match result {
+        Ok(outcome) => match outcome.action {
+            IngestAction::Created => "created",
+            IngestAction::Joined => "joined",
+            IngestAction::Resolved => "resolved",
+            IngestAction::Unchanged => "unchanged",
+            IngestAction::Silenced => "silenced",
+        },
+        Err(_) => "error",
     }
 }
 

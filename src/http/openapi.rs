@@ -46,8 +46,8 @@ use utoipa_axum::routes;
 use super::error::ErrorBody;
 use super::incidents::CommandBody;
 use super::{
-    alertmanager, alerts, health, heartbeats, incident_actions, incidents, oncall, pagerduty,
-    prometheus, silences, slack, AppState,
+    alertmanager, alerts, health, heartbeats, incident_actions, incidents, metrics, oncall,
+    pagerduty, prometheus, silences, slack, AppState,
 };
 
 /// The security scheme of the operator API: an API token with the read or
@@ -86,6 +86,7 @@ pub const SLACK_SIGNATURE: &str = "slack_signature";
         (name = "slack", description = "Slack's requests to lim (button clicks, the `/lim` \
             slash command), signed by Slack with the app's signing secret."),
         (name = "health", description = "Liveness and readiness probes."),
+        (name = "metrics", description = "Prometheus metrics."),
         (name = "meta", description = "This document."),
     ),
     // `CommandBody` is the optional body of the incident commands, which
@@ -171,6 +172,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(heartbeats::get, heartbeats::ping))
         .routes(routes!(slack::interactions))
         .routes(routes!(slack::commands))
+        .routes(routes!(metrics::metrics))
 }
 
 /// The OpenAPI document of the whole API.
