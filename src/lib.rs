@@ -16,7 +16,8 @@
 //!   slash command (the handlers are in `http::slack`).
 //! * [`store`]: the sqlx implementations of the core's `Store` port
 //!   (SQLite and PostgreSQL), chosen by URL.
-//! * [`telemetry`]: logging (text or JSON) via tracing.
+//! * [`telemetry`]: logging (text or JSON) via tracing, and OTLP export of
+//!   the spans when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //!
 //! Dependency direction: this crate depends on `incident_actors`, never the
 //! reverse. `main.rs` only parses the command line and calls in here.

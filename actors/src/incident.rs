@@ -192,7 +192,7 @@ pub(crate) async fn commit(
     // later, and memory would no longer match the store. The HTTP caller has
     // its own timeout (503, which never claims "not committed").
     // A span of its own: inside an ingest, a child of the `ingest` span.
-    let span = tracing::info_span!("commit", incident_id = incident.id.0);
+    let span = tracing::info_span!("commit", incident_id = incident.id.0 as i64);
     match persistence
         .call(|reply| PersistenceMsg::Write { batch, reply }, None)
         .instrument(span)
@@ -288,7 +288,7 @@ fn notify(
     }
     let _span = tracing::info_span!(
         "notify",
-        incident_id = incident.id.0,
+        incident_id = incident.id.0 as i64,
         deliveries = deliveries.len()
     )
     .entered();
@@ -368,7 +368,9 @@ impl Actor for IncidentActor {
                     }
                     return Ok(());
                 }
-                span.record("incident_id", state.id.0);
+                // As i64: OpenTelemetry has no unsigned integers (a u64 would
+                // be exported as a string).
+                span.record("incident_id", state.id.0 as i64);
                 let now = state.ctx.clock.now();
                 let fingerprint = alert.fingerprint();
                 let (next, action, change) = match &state.incident {

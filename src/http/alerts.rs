@@ -227,10 +227,8 @@ async fn ingest_one(system: &System, alert: Alert) -> Result<IngestOutcome, Inge
         incident_id = Empty,
         action = Empty,
     );
+    // The incident actor records `incident_id` as soon as it has the alert.
     let result = system.ingest(alert).instrument(span.clone()).await;
-    if let Some(id) = result.as_ref().ok().and_then(|o| o.incident_id) {
-        span.record("incident_id", id.0);
-    }
     span.record("action", incident_actors::metrics::ingest_result(&result));
     result
 }
