@@ -18,6 +18,8 @@
 //!   (SQLite and PostgreSQL), chosen by URL.
 //! * [`telemetry`]: logging (text or JSON) via tracing.
 //! * [`tree_view`]: the live actor tree drawn for a terminal (`lim actors`).
+//! * [`telemetry`]: logging (text or JSON) via tracing, and OTLP export of
+//!   the spans when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //!
 //! Dependency direction: this crate depends on `incident_actors`, never the
 //! reverse. `main.rs` only parses the command line and calls in here.

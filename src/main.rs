@@ -12,9 +12,18 @@ async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            lim::telemetry::init().context("cannot set up logging")?;
-            let config = lim::config::load(args.config.as_deref(), &args.overrides())?;
-            lim::server::serve(config).await?;
+            let telemetry = lim::telemetry::init().context("cannot set up logging")?;
+            let served = match lim::config::load(args.config.as_deref(), &args.overrides()) {
+                Ok(config) => lim::server::serve(config)
+                    .await
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow::Error::from(e)),
+            };
+            // Whatever `serve` returned: the spans still buffered go out.
+            if let Err(e) = telemetry.shutdown().await {
+                tracing::warn!(error = %e, "trace export incomplete");
+            }
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig(args) => Ok(lim::cli::check_config(

@@ -1,14 +1,39 @@
-//! Logging: one `tracing` subscriber for the whole process.
+//! Logging and tracing: one `tracing` subscriber for the whole process.
 //!
-//! Human-readable lines by default, one JSON object per line when
-//! `LIM_LOG_FORMAT=json`; the filter comes from `RUST_LOG` and defaults to
-//! `info`. Logs go to stderr: stdout carries only the `lim listening on …`
-//! line, which scripts and tests read.
+//! * Logs: human-readable lines by default, one JSON object per line when
+//!   `LIM_LOG_FORMAT=json`; the filter comes from `RUST_LOG` and defaults to
+//!   `info`. Logs go to stderr: stdout carries only the `lim listening on …`
+//!   line, which scripts and tests read.
+//! * Traces: when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, lim's spans are also
+//!   exported over OTLP/HTTP (protobuf) to `<endpoint>/v1/traces`, with
+//!   `service.name = lim`, through a batch processor (the standard
+//!   `OTEL_BSP_*` and `OTEL_EXPORTER_OTLP_*` variables apply). Each alert
+//!   has an `ingest` span (source, fingerprint, incident_id, action) from
+//!   the HTTP handler to the incident actor, with the `commit` and the
+//!   `notify` hand-off as its children.
+//!
+//! The exporter has a filter of its own, independent of `RUST_LOG`: lim's
+//! own spans at `info` and above are exported even when the logs are quiet
+//! (`RUST_LOG=warn`), since a trace backend and a log reader want different
+//! amounts. [`Telemetry::shutdown`] flushes what the batch processor still
+//! holds; `main` calls it when `serve` returns (SIGTERM included).
 
-use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+use tracing::Level;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry};
 
 /// The environment variable that selects the log format.
 pub const LOG_FORMAT_VAR: &str = "LIM_LOG_FORMAT";
+/// The standard OpenTelemetry variable; set, it turns the OTLP export on.
+pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// The `service.name` of lim's spans.
+pub const SERVICE_NAME: &str = "lim";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -24,6 +49,10 @@ pub enum TelemetryError {
     Filter(String),
     #[error("a global tracing subscriber is already installed")]
     AlreadyInstalled,
+    #[error("cannot set up the OTLP exporter ({OTLP_ENDPOINT_VAR}): {0}")]
+    Exporter(String),
+    #[error("the OTLP exporter did not shut down cleanly: {0}")]
+    Shutdown(String),
 }
 
 impl LogFormat {
@@ -38,21 +67,93 @@ impl LogFormat {
     }
 }
 
-/// Installs the global subscriber from `LIM_LOG_FORMAT` and `RUST_LOG`.
-pub fn init() -> Result<(), TelemetryError> {
+/// What [`init`] installed; keep it until the process ends and call
+/// [`Telemetry::shutdown`] then.
+#[must_use = "call `shutdown` before exiting, or buffered spans are lost"]
+pub struct Telemetry {
+    tracer_provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Whether spans are exported over OTLP.
+    pub fn exports_traces(&self) -> bool {
+        self.tracer_provider.is_some()
+    }
+
+    /// Exports the spans still buffered and stops the exporter. It blocks
+    /// (the batch processor's thread sends them, bounded by the exporter's
+    /// timeout), so it runs on tokio's blocking pool.
+    pub async fn shutdown(self) -> Result<(), TelemetryError> {
+        let Some(provider) = self.tracer_provider else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || provider.shutdown())
+            .await
+            .map_err(|e| TelemetryError::Shutdown(e.to_string()))?
+            .map_err(|e| TelemetryError::Shutdown(e.to_string()))
+    }
+}
+
+/// The OTLP endpoint from the environment, if export is wanted.
+fn otlp_endpoint() -> Option<String> {
+    std::env::var(OTLP_ENDPOINT_VAR)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// The tracer provider exporting to the configured endpoint. The exporter
+/// reads the endpoint (and headers, timeout) from the standard variables;
+/// the batch processor its `OTEL_BSP_*` settings.
+fn tracer_provider() -> Result<SdkTracerProvider, TelemetryError> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .build()
+        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    Ok(SdkTracerProvider::builder()
+        .with_resource(Resource::builder().with_service_name(SERVICE_NAME).build())
+        .with_batch_exporter(exporter)
+        .build())
+}
+
+/// Which spans are exported: lim's own (server and core), `info` and above.
+fn export_filter() -> Targets {
+    Targets::new()
+        .with_target("lim", Level::INFO)
+        .with_target("incident_actors", Level::INFO)
+}
+
+/// Installs the global subscriber from `LIM_LOG_FORMAT`, `RUST_LOG` and
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+pub fn init() -> Result<Telemetry, TelemetryError> {
     let format = LogFormat::parse(std::env::var(LOG_FORMAT_VAR).ok().as_deref())?;
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env()
         .map_err(|e| TelemetryError::Filter(e.to_string()))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let logs: Box<dyn Layer<Registry> + Send + Sync> = match format {
+        LogFormat::Text => Box::new(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)),
+        LogFormat::Json => Box::new(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr),
+        ),
     };
-    installed.map_err(|_| TelemetryError::AlreadyInstalled)
+    let tracer_provider = otlp_endpoint().map(|_| tracer_provider()).transpose()?;
+    let export = tracer_provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(SERVICE_NAME))
+            .with_filter(export_filter())
+    });
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(export)
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInstalled)?;
+    if let Some(endpoint) = otlp_endpoint() {
+        tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
+    }
+    Ok(Telemetry { tracer_provider })
 }
 
 #[cfg(test)]
@@ -66,5 +167,14 @@ mod tests {
         assert_eq!(LogFormat::parse(Some("JSON")).unwrap(), LogFormat::Json);
         assert_eq!(LogFormat::parse(Some("text")).unwrap(), LogFormat::Text);
         assert!(LogFormat::parse(Some("xml")).is_err());
+    }
+
+    #[test]
+    fn only_lims_own_spans_are_exported() {
+        let filter = export_filter();
+        assert!(filter.would_enable("lim::http::alerts", &Level::INFO));
+        assert!(filter.would_enable("incident_actors::incident", &Level::INFO));
+        assert!(!filter.would_enable("incident_actors::incident", &Level::DEBUG));
+        assert!(!filter.would_enable("sqlx::query", &Level::INFO));
     }
 }

@@ -51,6 +51,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("/v1/actors", "get"),
     ("/v1/actors/{id}", "get"),
     ("/v1/actors/{id}/restart", "post"),
+    ("/metrics", "get"),
 ];
 
 /// Operations anyone may call.
@@ -338,6 +339,7 @@ async fn every_operation_that_needs_a_credential_says_which() {
             || path.starts_with("/v1/silences")
             || path == "/v1/oncall"
             || path.starts_with("/v1/actors")
+            || path == "/metrics"
             || (path.starts_with("/v1/heartbeats") && method == "get")
         {
             "api_token"

@@ -200,6 +200,7 @@ impl Actor for HeartbeatSupervisor {
                     .into_iter()
                     .find_map(|(n, s)| (n == name).then_some(s));
                 spawn_monitor(myself.get_cell(), state, index, stored).await?;
+                state.ctx.metrics.count_restart("heartbeat");
                 tracing::warn!(heartbeat = %name, "heartbeat monitor restarted from its stored state");
             }
             _ => {}

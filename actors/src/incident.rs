@@ -23,6 +23,7 @@ use ractor::concurrency::JoinHandle;
 type TimerHandle = JoinHandle<Result<(), ractor::MessagingErr<IncidentMsg>>>;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::Instrument;
 
 use crate::domain::delivery::plan_deliveries;
 use crate::domain::incident::service_of;
@@ -35,6 +36,7 @@ use crate::messages::{
     CommandError, IncidentMsg, IngestError, IngestOutcome, NotifierMsg, Outgoing, PersistenceMsg,
     RouterMsg, TimerKind,
 };
+use crate::metrics::{BoardSlot, IncidentBoard};
 use crate::ports::{IncidentWrite, StoreError, Touch, WriteBatch};
 use crate::system::{CoreContext, Names};
 use crate::time::Timestamp;
@@ -83,6 +85,9 @@ pub struct IncidentState {
     /// Cleared when an acknowledge or resolve commits; travels with each page.
     paging: Arc<AtomicBool>,
     restarts: u32,
+    /// This incident on the metrics' board (open incidents, overdue
+    /// escalations); withdrawn when the state is dropped.
+    board: BoardSlot,
     ctx: Arc<CoreContext>,
 }
 
@@ -141,6 +146,10 @@ impl IncidentState {
                 (_, Some(w)) => self.arm(myself, kind, w, now),
                 (_, None) => self.timers[kind.index()] = None,
             }
+        }
+        // Every change re-arms: the board follows the committed state.
+        if let Some(incident) = &self.incident {
+            self.board.publish(incident);
         }
     }
 
@@ -221,8 +230,11 @@ pub(crate) async fn commit(
     // No timeout here, on purpose: a write given up on would still commit
     // later, and memory would no longer match the store. The HTTP caller has
     // its own timeout (503, which never claims "not committed").
+    // A span of its own: inside an ingest, a child of the `ingest` span.
+    let span = tracing::info_span!("commit", incident_id = incident.id.0 as i64);
     match persistence
         .call(|reply| PersistenceMsg::Write { batch, reply }, None)
+        .instrument(span)
         .await
     {
         Ok(CallResult::Success(r)) => r,
@@ -323,6 +335,12 @@ fn notify(
     if deliveries.is_empty() {
         return;
     }
+    let _span = tracing::info_span!(
+        "notify",
+        incident_id = incident.id.0 as i64,
+        deliveries = deliveries.len()
+    )
+    .entered();
     let Some(pool) = Names::lookup::<NotifierMsg>(&ctx.names.notifier()) else {
         tracing::error!(
             incident_id = incident.id.0,
@@ -353,6 +371,7 @@ impl Actor for IncidentActor {
         args: IncidentArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(IncidentState {
+            board: IncidentBoard::slot(&args.ctx.metrics, args.id),
             id: args.id,
             key: args.key,
             incident: args.incident,
@@ -391,14 +410,17 @@ impl Actor for IncidentActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            IncidentMsg::Ingest { alert, reply } => {
+            IncidentMsg::Ingest { alert, reply, span } => {
                 if state.closing {
                     // Resolved meanwhile: the router opens a new incident.
                     if let Some(router) = Names::lookup::<RouterMsg>(&state.ctx.names.router()) {
-                        let _ = router.cast(RouterMsg::Ingest { alert, reply });
+                        let _ = router.cast(RouterMsg::Ingest { alert, reply, span });
                     }
                     return Ok(());
                 }
+                // As i64: OpenTelemetry has no unsigned integers (a u64 would
+                // be exported as a string).
+                span.record("incident_id", state.id.0 as i64);
                 let now = state.ctx.clock.now();
                 let fingerprint = alert.fingerprint();
                 let (next, action, change) = match &state.incident {
@@ -428,7 +450,9 @@ impl Actor for IncidentActor {
                     .incident
                     .as_ref()
                     .and_then(|i| i.deadlines().alert_expiry);
-                let result = commit_and_apply(&myself, state, next, change).await;
+                let result = commit_and_apply(&myself, state, next, change)
+                    .instrument(span)
+                    .await;
                 if repeat {
                     state.rearm(&myself);
                     touch(state, expiry_before);

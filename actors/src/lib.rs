@@ -13,6 +13,7 @@
 //!   [`heartbeat`] (one per heartbeat monitor, owns its deadline timer).
 //! * [`inspect`]: the live actor tree as data (each actor answers an
 //!   inspect message with its observable state).
+//! * [`metrics`]: the core's Prometheus metrics, in a registry per system.
 //! * [`system`]: `spawn_system` wires them and returns the [`system::System`]
 //!   handle the server talks to.
 //!
@@ -26,6 +27,7 @@ pub mod incident;
 pub mod inspect;
 pub mod memory_store;
 pub mod messages;
+pub mod metrics;
 pub mod notifier;
 pub mod persistence;
 pub mod ports;

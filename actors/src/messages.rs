@@ -103,8 +103,14 @@ impl IncidentCommand {
 }
 
 pub enum RouterMsg {
-    /// Route an alert to its open incident, opening one if none.
-    Ingest { alert: Alert, reply: IngestReply },
+    /// Route an alert to its open incident, opening one if none. `span` is
+    /// the caller's (the HTTP handler's `ingest` span): the incident actor
+    /// works inside it.
+    Ingest {
+        alert: Alert,
+        reply: IngestReply,
+        span: tracing::Span,
+    },
     /// Run a command on an open incident.
     Command {
         id: IncidentId,
@@ -189,6 +195,8 @@ pub enum IncidentMsg {
     Ingest {
         alert: Alert,
         reply: IngestReply,
+        /// The caller's span, carried from `RouterMsg::Ingest`.
+        span: tracing::Span,
     },
     Command {
         command: IncidentCommand,

@@ -142,6 +142,13 @@ impl PersistenceState {
         if result.is_err() {
             self.failed_commits += 1;
         }
+        let metrics = &self.ctx.metrics;
+        metrics
+            .commit_latency
+            .observe(started.elapsed().as_secs_f64());
+        metrics
+            .batch_size
+            .observe((size + batch.touches.len()) as f64);
         match &result {
             Ok(()) => {
                 self.last_batch = size;
@@ -274,6 +281,11 @@ impl Actor for PersistenceActor {
                 let _ = reply.send(serde_json::to_value(state.view()).unwrap_or_default());
             }
         }
+        state
+            .ctx
+            .metrics
+            .pending_writes
+            .set(state.pending_writes as i64);
         Ok(())
     }
 
@@ -340,6 +352,7 @@ mod tests {
             config: SystemConfig::default(),
             store: store.clone(),
             clock: Arc::new(SystemClock),
+            metrics: Arc::new(crate::metrics::CoreMetrics::new().unwrap()),
         });
         let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
         let mut answers = Vec::new();

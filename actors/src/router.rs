@@ -334,9 +334,9 @@ impl Actor for RouterActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RouterMsg::Ingest { alert, reply } => {
+            RouterMsg::Ingest { alert, reply, span } => {
                 let key = alert.incident_key();
-                let msg = IncidentMsg::Ingest { alert, reply };
+                let msg = IncidentMsg::Ingest { alert, reply, span };
                 if let Some(entry) = state.by_key.get(&key) {
                     // A retired incident leaves the index before it stops, so
                     // a failed send means the actor failed: its restart from
@@ -351,7 +351,7 @@ impl Actor for RouterActor {
                     }
                     return Ok(());
                 }
-                let IncidentMsg::Ingest { alert, reply } = msg else {
+                let IncidentMsg::Ingest { alert, reply, span } = msg else {
                     return Ok(());
                 };
                 if alert.status == AlertStatus::Resolved {
@@ -377,7 +377,7 @@ impl Actor for RouterActor {
                 match spawn_incident(&myself, &state.ctx, id, key, None, 0).await {
                     Ok(actor) => {
                         state.insert(id, key, actor.clone(), IncidentStatus::Triggered, 0);
-                        let _ = actor.cast(IncidentMsg::Ingest { alert, reply });
+                        let _ = actor.cast(IncidentMsg::Ingest { alert, reply, span });
                     }
                     Err(e) => {
                         let _ = reply.send(Err(IngestError::Unavailable(format!(
@@ -506,6 +506,7 @@ impl Actor for RouterActor {
                             spawn_incident(&myself, &state.ctx, id, key, Some(snapshot), restarts)
                                 .await?;
                         state.insert(id, key, actor, status, restarts);
+                        state.ctx.metrics.count_restart("incident");
                         tracing::warn!(
                             incident_id = id.0,
                             "incident actor restarted from its snapshot"

@@ -35,6 +35,18 @@ enum Child {
     Heartbeats,
 }
 
+impl Child {
+    /// Its `kind` label in `lim_actor_restarts_total`.
+    fn kind(self) -> &'static str {
+        match self {
+            Child::Persistence => "persistence",
+            Child::Notifier => "notifier",
+            Child::Router => "router",
+            Child::Heartbeats => "heartbeats",
+        }
+    }
+}
+
 pub struct RootState {
     ctx: Arc<CoreContext>,
     channels: Vec<Arc<dyn Channel>>,
@@ -202,6 +214,7 @@ impl Actor for RootSupervisor {
                     .into());
                 }
                 start_child(child, myself.get_cell(), state).await?;
+                state.ctx.metrics.count_restart(child.kind());
                 tracing::warn!(child = ?child, "supervised actor restarted");
             }
             _ => {}

@@ -194,6 +194,8 @@ pub struct CoreContext {
     pub config: SystemConfig,
     pub store: SharedStore,
     pub clock: SharedClock,
+    /// This system's metrics (and its Prometheus registry).
+    pub metrics: Arc<crate::metrics::CoreMetrics>,
 }
 
 fn router(ctx: &CoreContext) -> Result<ActorRef<RouterMsg>, String> {
@@ -202,12 +204,23 @@ fn router(ctx: &CoreContext) -> Result<ActorRef<RouterMsg>, String> {
 
 /// Routes one alert through the router and answers once its effect is
 /// committed: `System::ingest`, also used by the heartbeat monitors so a
-/// miss has the contract of any alert.
+/// miss has the contract of any alert. Its result is counted
+/// (`lim_ingest_alerts_total`) under the alert's source.
 pub(crate) async fn route(ctx: &CoreContext, alert: Alert) -> Result<IngestOutcome, IngestError> {
+    let source = alert.source.clone();
+    let result = route_uncounted(ctx, alert).await;
+    ctx.metrics.count_ingest(&source, &result);
+    result
+}
+
+async fn route_uncounted(ctx: &CoreContext, alert: Alert) -> Result<IngestOutcome, IngestError> {
     let router = router(ctx).map_err(IngestError::Unavailable)?;
+    // The caller's span (the HTTP handler's `ingest` span) goes along, so
+    // the incident actor's commit and notifier hand-off are inside it.
+    let span = tracing::Span::current();
     match router
         .call(
-            |reply| RouterMsg::Ingest { alert, reply },
+            |reply| RouterMsg::Ingest { alert, reply, span },
             Some(ctx.config.call_timeout),
         )
         .await
@@ -253,11 +266,14 @@ pub async fn spawn_system(config: SystemConfig, deps: SystemDeps) -> Result<Syst
         .map_err(|e| SystemError::Spawn(e.to_string()))?;
     HeartbeatMonitor::validate_all(&config.heartbeats)
         .map_err(|e| SystemError::Spawn(e.to_string()))?;
+    let metrics =
+        crate::metrics::CoreMetrics::new().map_err(|e| SystemError::Spawn(e.to_string()))?;
     let ctx = Arc::new(CoreContext {
         names: Names::next(),
         config,
         store: deps.store,
         clock: deps.clock,
+        metrics: Arc::new(metrics),
     });
     let (root, handle) = Actor::spawn(
         Some(ctx.names.root()),
@@ -289,6 +305,16 @@ impl System {
 
     pub fn config(&self) -> &SystemConfig {
         &self.ctx.config
+    }
+
+    /// This system's metrics; its registry takes the server's own too.
+    pub fn metrics(&self) -> &Arc<crate::metrics::CoreMetrics> {
+        &self.ctx.metrics
+    }
+
+    /// Every metric family of this system, as of the system's clock.
+    pub fn gather_metrics(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.ctx.metrics.gather(self.ctx.clock.now())
     }
 
     fn router(&self) -> Result<ActorRef<RouterMsg>, String> {

@@ -213,6 +213,26 @@ pub fn group_by_incident_key(alerts: &[Alert]) -> Vec<Vec<usize>> {
     groups
 }
 
+/// Ingests one alert inside its own `ingest` span (source, fingerprint,
+/// then the incident and what the alert did to it). The span travels with
+/// the alert to the incident actor, whose commit and notifier hand-off are
+/// its children: one trace per alert, from here to the notification.
+async fn ingest_one(system: &System, alert: Alert) -> Result<IngestOutcome, IngestError> {
+    use tracing::field::Empty;
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "ingest",
+        source = %alert.source,
+        fingerprint = %alert.fingerprint(),
+        incident_id = Empty,
+        action = Empty,
+    );
+    // The incident actor records `incident_id` as soon as it has the alert.
+    let result = system.ingest(alert).instrument(span.clone()).await;
+    span.record("action", incident_actors::metrics::ingest_result(&result));
+    result
+}
+
 /// Ingests every alert; answers in input order once all are committed.
 pub(crate) async fn ingest_all(
     system: &System,
@@ -220,7 +240,7 @@ pub(crate) async fn ingest_all(
 ) -> Result<Vec<IngestOutcome>, ApiError> {
     if alerts.len() == 1 {
         let alert = alerts.into_iter().next().expect("one alert");
-        return Ok(vec![system.ingest(alert).await?]);
+        return Ok(vec![ingest_one(system, alert).await?]);
     }
     let count = alerts.len();
     let groups = group_by_incident_key(&alerts);
@@ -235,7 +255,7 @@ pub(crate) async fn ingest_all(
         tasks.spawn(async move {
             let mut out = Vec::with_capacity(items.len());
             for (i, alert) in items {
-                out.push((i, system.ingest(alert).await?));
+                out.push((i, ingest_one(&system, alert).await?));
             }
             Ok::<_, IngestError>(out)
         });

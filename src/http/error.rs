@@ -138,6 +138,12 @@ impl ApiError {
     }
 }
 
+/// The `code` of an `ApiError` answer, kept in the response's extensions
+/// for middleware (the ingest metrics tell `overloaded` from `unavailable`,
+/// both 503).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -158,6 +164,7 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
         }
+        response.extensions_mut().insert(ErrorCode(self.code()));
         response
     }
 }

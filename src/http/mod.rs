@@ -13,7 +13,8 @@
 //!   mapping (415, 413, `invalid_json`, `invalid_body`) instead of axum's
 //!   plain-text rejections.
 //!
-//! Handlers live in [`alerts`], [`incidents`] and [`health`]; the other
+//! Handlers live in [`alerts`], [`incidents`], [`health`] and [`metrics`]
+//! (`/metrics`, and the ingest timing middleware); the other
 //! ingest formats in [`prometheus`] (Prometheus' push, Alertmanager API v2),
 //! [`alertmanager`] (Alertmanager's and Grafana's webhook) and [`pagerduty`]
 //! (PagerDuty Events API v2); errors in [`error`].
@@ -34,6 +35,7 @@ pub mod heartbeats;
 pub mod incident_actions;
 pub mod incidents;
 pub mod limits;
+pub mod metrics;
 pub mod oncall;
 pub mod openapi;
 pub mod pagerduty;
@@ -80,6 +82,9 @@ pub struct AppState {
     slack: Option<Arc<crate::slack::SlackSettings>>,
     /// Clicks already taken, so Slack's retries act once.
     slack_clicks: Arc<slack::RecentClicks>,
+    /// The HTTP side's metrics, registered in the system's registry by
+    /// [`AppState::set_system`].
+    metrics: Arc<metrics::HttpMetrics>,
 }
 
 impl Default for AppState {
@@ -107,6 +112,7 @@ impl AppState {
             routes: Arc::default(),
             slack: None,
             slack_clicks: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 
@@ -178,7 +184,14 @@ impl AppState {
 
     /// Makes the state ready. Fails (giving the system back) if it already was.
     pub fn set_system(&self, system: System) -> Result<(), System> {
-        self.system.set(system)
+        let registry = system.metrics().registry().clone();
+        self.system.set(system)?;
+        if let Err(e) = self.metrics.register(&registry) {
+            // Only if another state already registered its HTTP metrics in
+            // this system's registry: that state's are served instead.
+            tracing::warn!(error = %e, "HTTP metrics not registered");
+        }
+        Ok(())
     }
 
     /// The running system, or `NotReady`: not started yet, or stopped.
@@ -215,6 +228,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe_ingest,
+        ))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

@@ -46,7 +46,7 @@ use utoipa_axum::routes;
 use super::error::ErrorBody;
 use super::incidents::CommandBody;
 use super::{
-    actors, alertmanager, alerts, health, heartbeats, incident_actions, incidents, oncall,
+    actors, alertmanager, alerts, health, heartbeats, incident_actions, incidents, metrics, oncall,
     pagerduty, prometheus, silences, slack, AppState,
 };
 
@@ -87,6 +87,7 @@ pub const SLACK_SIGNATURE: &str = "slack_signature";
         (name = "slack", description = "Slack's requests to lim (button clicks, the `/lim` \
             slash command), signed by Slack with the app's signing secret."),
         (name = "health", description = "Liveness and readiness probes."),
+        (name = "metrics", description = "Prometheus metrics."),
         (name = "meta", description = "This document."),
     ),
     // `CommandBody` is the optional body of the incident commands, which
@@ -175,6 +176,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(actors::tree))
         .routes(routes!(actors::get))
         .routes(routes!(actors::restart))
+        .routes(routes!(metrics::metrics))
 }
 
 /// The OpenAPI document of the whole API.

@@ -287,6 +287,13 @@ async fn record(ctx: &CoreContext, delivery: &Delivery, outcome: &AttemptOutcome
         outcome: outcome.clone(),
         at: ctx.clock.now(),
     };
+    // Every outcome passes here, so this is where they are counted.
+    ctx.metrics.count_attempt(
+        &delivery.recipient.transport(),
+        outcome,
+        delivery.created_at,
+        attempt.at,
+    );
     let persistence =
         crate::system::Names::lookup::<crate::messages::PersistenceMsg>(&ctx.names.persistence());
     let attempt = match persistence {

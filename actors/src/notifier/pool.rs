@@ -85,6 +85,7 @@ impl WorkerBuilder<ChannelWorker, WorkerArgs> for ChannelWorkers {
         let over_limit = replaces
             && !self.restarts[wid].allow(self.ctx.config.restart, tokio::time::Instant::now());
         if replaces && !over_limit {
+            self.ctx.metrics.count_restart("channel_worker");
             tracing::warn!(channel = %channel.name(), "restarting a channel worker");
         }
         let args = WorkerArgs {

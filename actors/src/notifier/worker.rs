@@ -308,6 +308,16 @@ impl WorkerState {
         record(&self.ctx, &item.delivery, &outcome).await;
     }
 
+    /// Sets this channel's depth gauges (`lim_notifier_deliveries`).
+    fn publish_depth(&self) {
+        self.ctx.metrics.set_notifier_depth(
+            self.channel.name(),
+            self.queue.len(),
+            self.in_flight,
+            self.retrying,
+        );
+    }
+
     fn status(&self) -> WorkerStatus {
         WorkerStatus {
             channel: self.channel.name().to_string(),
@@ -453,6 +463,7 @@ impl Worker for ChannelWorker {
             }
             state.pump(factory);
         }
+        state.publish_depth();
         Ok(())
     }
 
@@ -507,6 +518,7 @@ impl Worker for ChannelWorker {
             }
         }
         state.pump(factory);
+        state.publish_depth();
         Ok(key)
     }
 
