@@ -49,7 +49,9 @@
 //! reports alerts/s of 2xx answers, errors, latency p50/p99/p99.9/max
 //! (client side), the server's RSS and peak RSS from `/proc`, the CPU the
 //! server and the generator used over the measured window (100 % = one
-//! core), and the 1-minute load average when the row started. The end is
+//! core), and the 1-minute load average when the row started; for lim
+//! also its group commits over the window from `/metrics` (commits/s,
+//! writes per commit, mean commit time). The end is
 //! a table with lim's throughput as a ratio of Alertmanager's, and the
 //! targets of issue 8 checked.
 //!
@@ -837,6 +839,25 @@ fn cpu_time(pid: &str) -> Duration {
     Duration::from_secs_f64((ticks(11) + ticks(12)) as f64 / 100.0)
 }
 
+/// lim's group-commit counters from `/metrics`: commits, writes and
+/// seconds spent committing (zeros for a server without them).
+async fn commit_counters(addr: SocketAddr) -> [f64; 3] {
+    let text = match reqwest::get(format!("http://{addr}/metrics")).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    [
+        value("lim_persistence_commit_seconds_count "),
+        value("lim_persistence_batch_size_sum "),
+        value("lim_persistence_commit_seconds_sum "),
+    ]
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -874,10 +895,21 @@ async fn run(target: Target, mode: Mode, knobs: &Knobs) -> Result<Row, String> {
         }
     };
     load(Duration::from_secs(2)).await;
+    let is_lim = target != Target::Alertmanager;
+    let commits0 = if is_lim {
+        commit_counters(addr).await
+    } else {
+        [0.0; 3]
+    };
     let (server_cpu0, client_cpu0) = (cpu_time(&pid.to_string()), cpu_time("self"));
     let mut r = load(Duration::from_secs(knobs.seconds)).await;
     let server_cpu = cpu_time(&pid.to_string()).saturating_sub(server_cpu0);
     let client_cpu = cpu_time("self").saturating_sub(client_cpu0);
+    let commits1 = if is_lim {
+        commit_counters(addr).await
+    } else {
+        [0.0; 3]
+    };
     let (rss, hwm) = rss_kib(pid);
     server.stop().await;
 
@@ -912,6 +944,15 @@ async fn run(target: Target, mode: Mode, knobs: &Knobs) -> Result<Row, String> {
         server_cpu.as_secs_f64() / secs * 100.0,
         client_cpu.as_secs_f64() / secs * 100.0,
     );
+    if is_lim {
+        let [commits, writes, seconds] = [0, 1, 2].map(|i| commits1[i] - commits0[i]);
+        line.push_str(&format!(
+            " commits_per_s={:.0} writes_per_commit={:.1} commit_ms={:.2}",
+            commits / secs,
+            writes / commits.max(1.0),
+            seconds * 1000.0 / commits.max(1.0),
+        ));
+    }
     match mode {
         Mode::Mixed => line.push_str(&format!(
             " mix={}/{}/{} repeat={} new={} resolved={}",
@@ -954,6 +995,8 @@ fn summary(rows: &[Row], modes: &[Mode], knobs: &Knobs) {
         let am = find(Target::Alertmanager, mode);
         for r in rows.iter().filter(|r| r.mode == mode) {
             let ratio = match (r.target, am) {
+                // Both are offered the same rate: compare latencies there.
+                (_, _) if mode == Mode::Rate => "".to_string(),
                 (Target::Alertmanager, _) | (_, None) => "".to_string(),
                 (_, Some(am)) => format!("{:.2}", r.alerts_per_s / am.alerts_per_s),
             };
