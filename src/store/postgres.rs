@@ -5,7 +5,9 @@
 //! one statement whatever the batch size: the rows go in as arrays and
 //! `UNNEST` turns them back into a table, so the statement text is fixed,
 //! prepared once and cached by sqlx. JSON columns are JSONB, sent and read as
-//! text (`::jsonb` / `::text`).
+//! text (`::jsonb` / `::text`). A commit also keeps `incident_labels`, the
+//! label index of the incident list (labels in the list's two orders, which
+//! the GIN index on `labels` cannot give).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -129,6 +131,29 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
+    /// The incident list statement of `query` (as [`Store::list_incidents`]
+    /// runs it: unnamed, planned with its values) and PostgreSQL's
+    /// `EXPLAIN (ANALYZE, BUFFERS)` of it, which runs it: what
+    /// `benches/list_query.rs` prints to show how each query shape is served.
+    pub async fn explain_list(&self, query: &IncidentQuery) -> Result<String, StoreError> {
+        let list = list_sql(query, Dialect::Postgres)?;
+        let sql = format!("EXPLAIN (ANALYZE, BUFFERS) {}", list.sql);
+        let mut q = sqlx::query_as::<_, (String,)>(&sql).persistent(false);
+        for param in &list.params {
+            q = match param {
+                Param::Int(v) => q.bind(*v),
+                Param::Text(v) => q.bind(v.as_str()),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(store_error)?;
+        let mut out = format!("{}\n", list.sql);
+        for (line,) in rows {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
     async fn upsert(
         tx: &mut Transaction<'static, Postgres>,
         rows: &[IncidentRow],
@@ -170,6 +195,36 @@ impl PostgresStore {
         .bind(rows.iter().map(|r| r.resolved_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.state.as_slice()).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The label index of the incident list (0007_list_updated.sql): rows
+    /// for the labels of every incident written, one statement for the
+    /// batch; an incident already indexed adds nothing, its rows only take
+    /// its new `updated_at` (labels and `created_at` never change).
+    async fn index_labels(
+        tx: &mut Transaction<'static, Postgres>,
+        rows: &[IncidentRow],
+    ) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO incident_labels (key, value, created_at, incident_id, updated_at) \
+             SELECT l.key, l.value, t.created_at, t.id, t.updated_at \
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) \
+             AS t(id, created_at, updated_at, labels) \
+             CROSS JOIN LATERAL jsonb_each_text(t.labels::jsonb) AS l \
+             ON CONFLICT (key, value, created_at, incident_id) DO UPDATE \
+             SET updated_at = EXCLUDED.updated_at \
+             WHERE incident_labels.updated_at <> EXCLUDED.updated_at",
+        )
+        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.labels.as_str()).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -320,6 +375,7 @@ impl PostgresStore {
         let (resolved, open) = plan.incidents.split_at(plan.resolved_count());
         Self::upsert(tx, resolved).await?;
         Self::upsert(tx, open).await?;
+        Self::index_labels(tx, &plan.incidents).await?;
         Self::insert_events(tx, &plan.events).await?;
         Self::insert_alerts(tx, &plan.alerts).await?;
         if !plan.touches.is_empty() {

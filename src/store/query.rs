@@ -13,13 +13,13 @@
 //!   the cursor's own instant up to its id; no `OFFSET`;
 //! * `status = 'open'` as `status <> 'resolved'`, literally the predicate
 //!   of the partial index of open incidents;
-//! * labels on PostgreSQL as `labels @> ?::jsonb` (its GIN index; the
-//!   planner weighs it against the ordered scan with its statistics);
-//! * labels on SQLite either drive the scan from `incident_labels` (a
-//!   table the store keeps, ordered by label then `created_at`) or are checked
-//!   per row with an `EXISTS` over `json_each(labels)`; see
-//!   [`sqlite_label_driven`] for which. Key and value are bound either way,
-//!   so any key is safe (quotes, dots, `$`).
+//! * labels either drive the scan from `incident_labels` (a table the
+//!   store keeps on both backends, ordered by label then `created_at`, and
+//!   by label then `updated_at` in its second index) or are checked per row
+//!   of an incident index: on PostgreSQL as `labels @> ?::jsonb`, on SQLite
+//!   with an `EXISTS` over `json_each(labels)`; see [`label_driven`] for
+//!   which. Key and value are bound either way, so any key is safe (quotes,
+//!   dots, `$`).
 
 use incident_actors::domain::IncidentStatus;
 use incident_actors::ports::{IncidentQuery, StatusFilter, StoreError};
@@ -77,18 +77,18 @@ fn out_of_range(what: &str) -> StoreError {
     StoreError::Rejected(format!("{what} is out of range"))
 }
 
-/// Whether SQLite reads `query` from the label index (`incident_labels`,
-/// ordered by `created_at` within a label) rather than from an incident
-/// index. Which side is smaller is decided by the domain, not by
-/// statistics (lim never runs `ANALYZE`): open incidents are few (each is a
-/// live actor) while resolved ones pile up forever, so a list of open,
-/// triggered or acknowledged incidents scans those and checks labels on
-/// each, and a list of resolved (or all) incidents with a label scans the
-/// label's entries and checks the rest on each. `updated_desc` has no label
-/// index in its order, so it always checks labels on the rows.
-fn sqlite_label_driven(query: &IncidentQuery) -> bool {
+/// Whether `query` is read from the label index (`incident_labels`,
+/// ordered by `created_at` and, in its second index, by `updated_at` within
+/// a label) rather than from an incident index. Which side is smaller is
+/// decided by the domain, not by statistics (lim never runs `ANALYZE` on
+/// SQLite, and PostgreSQL's guesses about a JSON label are rough): open
+/// incidents are few (each is a live actor) while resolved ones pile up
+/// forever, so a list of open, triggered or acknowledged incidents scans
+/// those in order and checks labels on each, and a list of resolved (or
+/// all) incidents with a label scans the first label's entries in order and
+/// checks the rest on each (nearly every one passes the status check).
+fn label_driven(query: &IncidentQuery) -> bool {
     !query.labels.is_empty()
-        && !query.sort.by_updated()
         && matches!(
             query.status,
             None | Some(StatusFilter::Is(IncidentStatus::Resolved))
@@ -103,7 +103,7 @@ pub(crate) fn list_sql(query: &IncidentQuery, dialect: Dialect) -> Result<ListSq
         params: Vec::new(),
         conditions: Vec::new(),
     };
-    let label_driven = dialect == Dialect::Sqlite && sqlite_label_driven(query);
+    let label_driven = label_driven(query);
     // The sort key and id columns the ranges and the order apply to: the
     // label index's own copies when it drives the scan.
     let (key, id_col, from, checked_labels) = if label_driven {
@@ -111,10 +111,24 @@ pub(crate) fn list_sql(query: &IncidentQuery, dialect: Dialect) -> Result<ListSq
         let (k, v) = (b.text(k), b.text(v));
         b.conditions.push(format!("l.key = {k} AND l.value = {v}"));
         (
-            "l.created_at",
+            if query.sort.by_updated() {
+                "l.updated_at"
+            } else {
+                "l.created_at"
+            },
             "l.incident_id",
-            // CROSS JOIN: SQLite keeps the written order, label index outside.
-            "incident_labels AS l CROSS JOIN incidents ON incidents.id = l.incident_id",
+            match dialect {
+                // CROSS JOIN: SQLite keeps the written order, label index outside.
+                Dialect::Sqlite => {
+                    "incident_labels AS l CROSS JOIN incidents ON incidents.id = l.incident_id"
+                }
+                // PostgreSQL has no CROSS JOIN … ON; with the order and the
+                // LIMIT on the label index's columns, its planner walks that
+                // index and looks each incident up by id.
+                Dialect::Postgres => {
+                    "incident_labels AS l JOIN incidents ON incidents.id = l.incident_id"
+                }
+            },
             // The driving label is checked on the row too: the label index
             // only ever adds candidates.
             &query.labels[..],
@@ -329,7 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_reads_resolved_labels_from_the_label_index() {
+    fn resolved_labels_are_read_from_the_label_index() {
         let q = IncidentQuery {
             status: Some(StatusFilter::Is(IncidentStatus::Resolved)),
             labels: labels(&[("model", "gpt-4o"), ("provider", "openai")]),
@@ -368,16 +382,50 @@ mod tests {
             let s = list_sql(&open, Dialect::Sqlite).unwrap();
             assert!(s.sql.contains("FROM incidents WHERE"), "{}", s.sql);
         }
-        // No label index in updated order; PostgreSQL has its GIN index.
+        // In updated order: the label index's updated_at (its second
+        // index); since/until still on its created_at.
         let updated = IncidentQuery {
             sort: IncidentSort::UpdatedDesc,
-            after: None,
+            after: Some(Cursor {
+                sort: IncidentSort::UpdatedDesc,
+                at: Timestamp(9),
+                id: IncidentId(4),
+            }),
             ..q.clone()
         };
         let s = list_sql(&updated, Dialect::Sqlite).unwrap();
-        assert!(s.sql.contains("FROM incidents WHERE"), "{}", s.sql);
+        assert!(
+            s.sql.contains(
+                "l.created_at >= ?8 AND l.updated_at <= ?9 \
+                 AND (l.updated_at < ?9 OR l.incident_id < ?10) \
+                 ORDER BY l.updated_at DESC, l.incident_id DESC LIMIT ?11"
+            ),
+            "{}",
+            s.sql
+        );
+        // PostgreSQL: the same label index, joined (no CROSS JOIN … ON),
+        // the other labels checked with `@>`.
         let s = list_sql(&q, Dialect::Postgres).unwrap();
-        assert!(s.sql.contains("FROM incidents WHERE"), "{}", s.sql);
-        assert!(!s.sql.contains("incident_labels"), "{}", s.sql);
+        assert_eq!(
+            s.sql,
+            format!(
+                "{SELECT}incident_labels AS l JOIN incidents ON incidents.id = l.incident_id \
+                 WHERE l.key = $1 AND l.value = $2 AND incidents.status = $3 \
+                 AND incidents.labels @> $4::jsonb AND incidents.labels @> $5::jsonb \
+                 AND l.created_at >= $6 \
+                 AND l.created_at <= $7 AND (l.created_at < $7 OR l.incident_id < $8) \
+                 ORDER BY l.created_at DESC, l.incident_id DESC LIMIT $9"
+            )
+        );
+        // Open incidents, in either dialect and order: no label index.
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let open = IncidentQuery {
+                status: Some(StatusFilter::Open),
+                ..updated.clone()
+            };
+            let s = list_sql(&open, dialect).unwrap();
+            assert!(s.sql.contains("FROM incidents WHERE"), "{}", s.sql);
+            assert!(!s.sql.contains("incident_labels"), "{}", s.sql);
+        }
     }
 }

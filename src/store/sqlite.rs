@@ -6,7 +6,9 @@
 //! persistence actor and take the write lock up front (`BEGIN IMMEDIATE`).
 //! `sqlite::memory:` gives a private in-memory database on one connection,
 //! for quick tests. A commit also keeps `incident_labels`, the label index
-//! of the incident list that SQLite cannot build inside a JSON column.
+//! of the incident list that SQLite cannot build inside a JSON column (its
+//! rows carry each incident's `created_at` and `updated_at`, the list's two
+//! orders).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -102,6 +104,31 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// The incident list statement of `query` (as [`Store::list_incidents`]
+    /// runs it) and SQLite's `EXPLAIN QUERY PLAN` of it, one line per plan
+    /// step, indented under its parent: what `benches/list_query.rs` prints
+    /// to show which index serves each query shape.
+    pub async fn explain_list(&self, query: &IncidentQuery) -> Result<String, StoreError> {
+        let list = list_sql(query, Dialect::Sqlite)?;
+        let sql = format!("EXPLAIN QUERY PLAN {}", list.sql);
+        let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql);
+        for param in &list.params {
+            q = match param {
+                Param::Int(v) => q.bind(*v),
+                Param::Text(v) => q.bind(v.as_str()),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(store_error)?;
+        let mut depth: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
+        let mut out = format!("{}\n", list.sql);
+        for (id, parent, _, detail) in rows {
+            let d = depth.get(&parent).map_or(0, |d| d + 1);
+            depth.insert(id, d);
+            out.push_str(&format!("{}{detail}\n", "  ".repeat(d)));
+        }
+        Ok(out)
+    }
+
     async fn write(tx: &mut Transaction<'static, Sqlite>, plan: &Plan) -> Result<(), sqlx::Error> {
         for r in &plan.incidents {
             sqlx::query(
@@ -136,16 +163,20 @@ impl SqliteStore {
             .await?;
         }
         if !plan.incidents.is_empty() {
-            // The label index of the incident list (0003_list_indexes.sql):
-            // rows for the labels of every incident written, one statement
-            // for the batch; an incident already indexed adds nothing.
+            // The label index of the incident list (0003_list_indexes.sql,
+            // 0007_list_updated.sql): rows for the labels of every incident
+            // written, one statement for the batch; an incident already
+            // indexed adds nothing, its rows only take its new updated_at.
             let ids: Vec<String> = plan.incidents.iter().map(|r| r.id.to_string()).collect();
             let ids = format!("[{}]", ids.join(","));
             sqlx::query(
-                "INSERT OR IGNORE INTO incident_labels (key, value, created_at, incident_id) \
-                 SELECT l.key, l.value, i.created_at, i.id \
+                "INSERT INTO incident_labels (key, value, created_at, incident_id, updated_at) \
+                 SELECT l.key, l.value, i.created_at, i.id, i.updated_at \
                  FROM json_each(?1) AS w CROSS JOIN incidents AS i CROSS JOIN json_each(i.labels) AS l \
-                 WHERE i.id = w.value",
+                 WHERE i.id = w.value \
+                 ON CONFLICT (key, value, created_at, incident_id) DO UPDATE \
+                 SET updated_at = excluded.updated_at \
+                 WHERE incident_labels.updated_at <> excluded.updated_at",
             )
             .bind(ids)
             .execute(&mut **tx)
