@@ -201,7 +201,11 @@ pub struct Incident {
     pub service: String,
     pub labels: Labels,
     pub policy: String,
-    pub alerts: BTreeMap<Fingerprint, AlertEntry>,
+    /// Boxed: a B-tree leaf holds room for 11 entries however few are in
+    /// it, and most incidents hold one alert; 11 pointers instead of 11
+    /// `AlertEntry`s saves about 2 KiB per open incident. (Serialised the
+    /// same: `Box<T>` is transparent to serde, so snapshots are unchanged.)
+    pub alerts: BTreeMap<Fingerprint, Box<AlertEntry>>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub acknowledged: Option<(Timestamp, Attribution)>,
@@ -305,12 +309,12 @@ impl Incident {
         };
         incident.alerts.insert(
             fp,
-            AlertEntry {
+            Box::new(AlertEntry {
                 alert: alert.clone(),
                 first_seen: now,
                 last_seen: now,
                 count: 1,
-            },
+            }),
         );
         let mut change = Change {
             alerts: vec![alert],
@@ -356,12 +360,12 @@ impl Incident {
             }
             self.alerts.insert(
                 fp,
-                AlertEntry {
+                Box::new(AlertEntry {
                     alert: alert.clone(),
                     first_seen: now,
                     last_seen: now,
                     count: 1,
-                },
+                }),
             );
             change.alerts.push(alert);
             self.record(&mut change, now, EventKind::AlertAdded { alert: fp });
