@@ -22,7 +22,9 @@ const RESET: &str = "\x1b[0m";
 fn color_of(status: &str) -> &'static str {
     match status {
         "running" | "up" => "\x1b[32m",
-        "acknowledged" | "starting" | "stopping" | "draining" | "waiting" | "opening" => "\x1b[33m",
+        "acknowledged" | "busy" | "starting" | "stopping" | "draining" | "waiting" | "opening" => {
+            "\x1b[33m"
+        }
         "triggered" | "unresponsive" | "stopped" | "missed" => "\x1b[31m",
         _ => "\x1b[37m",
     }
@@ -76,13 +78,24 @@ fn summary(kind: &str, s: &Value) -> String {
             let commit = s["last_commit_ms"]
                 .as_f64()
                 .map_or("-".into(), |ms| format!("{ms:.1} ms"));
-            format!(
+            let mut line = format!(
                 "queued {} writes · last batch {} · last commit {commit} · {} commits, {} failed",
                 num(s, "queued_writes"),
                 num(s, "last_batch_size"),
                 num(s, "commits"),
                 num(s, "failed_commits"),
-            )
+            );
+            let c = &s["committing"];
+            if c.is_object() {
+                let _ = write!(
+                    line,
+                    " · committing {} writes, {} touches for {}",
+                    num(c, "writes"),
+                    num(c, "touches"),
+                    countdown(c["for_ms"].as_i64().unwrap_or(0))
+                );
+            }
+            line
         }
         "notifier_pool" => {
             let channels: Vec<&str> = s["channels"]
@@ -307,6 +320,17 @@ lim supervisor running 0.0 2 children · at most 3 restarts in 10000 ms
         assert!(text.contains("\x1b[31munresponsive\x1b[0m"));
         assert!(text.contains("\x1b[31mtriggered\x1b[0m"));
         assert!(text.contains("\x1b[32mrunning\x1b[0m"));
+        let busy = json!({"tree": {"id": "0.1", "name": "persistence", "kind": "persistence",
+            "status": "busy", "children": [], "children_total": 0, "next_cursor": null,
+            "state": {"queued_writes": 3, "last_batch_size": 12, "last_commit_ms": 1.5, "commits": 9,
+                      "failed_commits": 0, "committing": {"writes": 12, "touches": 5000, "for_ms": 740}}},
+            "actors": 1, "took_ms": 50.0});
+        let text = draw(&busy, DrawOptions { color: true });
+        assert!(text.contains("\x1b[33mbusy\x1b[0m"), "{text}");
+        assert!(
+            text.contains("committing 12 writes, 5000 touches for 740ms"),
+            "{text}"
+        );
         assert!(!draw(&sample(), DrawOptions::default()).contains('\x1b'));
     }
 

@@ -233,7 +233,7 @@ pub struct IncidentView {
 }
 
 /// The persistence actor's observable state.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct PersistenceView {
     /// Incident writes waiting for the next group commit, and their callers.
     pub queued_writes: usize,
@@ -246,7 +246,62 @@ pub struct PersistenceView {
     pub last_commit_at: Option<Timestamp>,
     pub commits: u64,
     pub failed_commits: u64,
+    /// The group commit under way (only when the tree was answered from
+    /// what the actor published, its status then `busy`).
+    pub committing: Option<CommitView>,
 }
+
+/// A group commit under way, as the persistence actor publishes it.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CommitView {
+    pub since: Timestamp,
+    pub for_ms: i64,
+    pub writes: usize,
+    pub touches: usize,
+}
+
+/// What the persistence actor publishes around each group commit, so the
+/// tree can show it while it is inside a long commit (its mailbox waits
+/// meanwhile, so an inspect message would wait too): the commit under way
+/// and the figures as of the last one. Written twice per batch, read only
+/// by inspection; the lock is never held across an await.
+#[derive(Debug, Default)]
+pub struct CommitWatch {
+    inner: std::sync::Mutex<(Option<(Timestamp, usize, usize)>, Option<PersistenceView>)>,
+}
+
+impl CommitWatch {
+    pub(crate) fn started(&self, at: Timestamp, writes: usize, touches: usize) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.0 = Some((at, writes, touches));
+        }
+    }
+
+    pub(crate) fn finished(&self, view: PersistenceView) {
+        if let Ok(mut g) = self.inner.lock() {
+            *g = (None, Some(view));
+        }
+    }
+
+    /// The last published figures with the commit under way, if one is.
+    fn busy_view(&self, now: Timestamp) -> Option<PersistenceView> {
+        let g = self.inner.lock().ok()?;
+        let (since, writes, touches) = g.0?;
+        let mut view = g.1.clone().unwrap_or_default();
+        view.committing = Some(CommitView {
+            since,
+            for_ms: now.as_millis() - since.as_millis(),
+            writes,
+            touches,
+        });
+        Some(view)
+    }
+}
+
+/// How long the tree waits for the persistence actor before showing what
+/// it published: it is then inside a commit, and its answer would come only
+/// after it.
+const PERSISTENCE_ASK: Duration = Duration::from_millis(50);
 
 /// The notifier pool's observable state.
 #[derive(Clone, Debug, Serialize)]
@@ -341,11 +396,7 @@ async fn child(
     page: &ChildQuery,
 ) -> ActorNode {
     match name {
-        Some("persistence") => {
-            let actor: ActorRef<PersistenceMsg> = cell.clone().into();
-            let state = ask(&actor, PersistenceMsg::Inspect).await;
-            leaf(cell, "persistence", ActorKind::Persistence, state)
-        }
+        Some("persistence") => persistence(ctx, cell).await,
         Some("notifier-pool") => pool(ctx, cell).await,
         Some("router") => router(ctx, cell, page).await,
         Some("heartbeats") => heartbeats(cell).await,
@@ -356,6 +407,31 @@ async fn child(
             None,
         ),
     }
+}
+
+/// The persistence actor: asked, and if it is inside a commit, shown from
+/// what it published (`busy`) rather than waited for.
+async fn persistence(ctx: &CoreContext, cell: &ActorCell) -> ActorNode {
+    let actor: ActorRef<PersistenceMsg> = cell.clone().into();
+    if let Ok(CallResult::Success(state)) = actor
+        .call(PersistenceMsg::Inspect, Some(PERSISTENCE_ASK))
+        .await
+    {
+        return leaf(cell, "persistence", ActorKind::Persistence, Some(state));
+    }
+    if let Some(view) = ctx.commit_watch.busy_view(ctx.clock.now()) {
+        let mut node = leaf(
+            cell,
+            "persistence",
+            ActorKind::Persistence,
+            Some(to_json(view)),
+        );
+        node.status = "busy".into();
+        return node;
+    }
+    // Not committing and not answering: give it the whole timeout.
+    let state = ask(&actor, PersistenceMsg::Inspect).await;
+    leaf(cell, "persistence", ActorKind::Persistence, state)
 }
 
 async fn pool(ctx: &CoreContext, cell: &ActorCell) -> ActorNode {

@@ -90,6 +90,7 @@ impl PersistenceState {
             last_commit_at: self.last_commit.map(|(_, at)| at),
             commits: self.commits,
             failed_commits: self.failed_commits,
+            committing: None,
         }
     }
 
@@ -137,6 +138,8 @@ impl PersistenceState {
         }
         let size = batch.incidents.len();
         let started = tokio::time::Instant::now();
+        let watch = &self.ctx.commit_watch;
+        watch.started(self.ctx.clock.now(), size, batch.touches.len());
         let result = store.commit(&batch).await;
         self.last_commit = Some((started.elapsed(), self.ctx.clock.now()));
         if result.is_err() {
@@ -188,6 +191,7 @@ impl PersistenceState {
                 }
             }
         }
+        self.ctx.commit_watch.finished(self.view());
         result
     }
 }
@@ -353,6 +357,7 @@ mod tests {
             store: store.clone(),
             clock: Arc::new(SystemClock),
             metrics: Arc::new(crate::metrics::CoreMetrics::new().unwrap()),
+            commit_watch: Default::default(),
         });
         let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
         let mut answers = Vec::new();

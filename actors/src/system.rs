@@ -196,6 +196,8 @@ pub struct CoreContext {
     pub clock: SharedClock,
     /// This system's metrics (and its Prometheus registry).
     pub metrics: Arc<crate::metrics::CoreMetrics>,
+    /// The persistence actor's commits as it publishes them (inspection).
+    pub commit_watch: crate::inspect::CommitWatch,
 }
 
 fn router(ctx: &CoreContext) -> Result<ActorRef<RouterMsg>, String> {
@@ -274,6 +276,7 @@ pub async fn spawn_system(config: SystemConfig, deps: SystemDeps) -> Result<Syst
         store: deps.store,
         clock: deps.clock,
         metrics: Arc::new(metrics),
+        commit_watch: Default::default(),
     });
     let (root, handle) = Actor::spawn(
         Some(ctx.names.root()),
