@@ -120,10 +120,26 @@ async fn ingest_load(base: String, stop: Arc<AtomicBool>) -> Vec<Duration> {
     all
 }
 
+/// The slowest-answering actor of a tree answer: (kind, answer_ms).
+fn slowest(node: &serde_json::Value) -> (String, f64) {
+    let own = (
+        node["kind"].as_str().unwrap_or("?").to_string(),
+        node["answer_ms"].as_f64().unwrap_or(0.0),
+    );
+    node["children"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(slowest)
+        .fold(own, |a, b| if b.1 > a.1 { b } else { a })
+}
+
 async fn poll_tree(base: &str, n: usize) -> (Vec<Duration>, u64) {
     let client = reqwest::Client::new();
     let mut latencies = Vec::with_capacity(n);
     let mut actors = 0;
+    let mut slow: std::collections::BTreeMap<String, usize> = Default::default();
     for _ in 0..n {
         let t = Instant::now();
         let v: serde_json::Value = client
@@ -134,11 +150,22 @@ async fn poll_tree(base: &str, n: usize) -> (Vec<Duration>, u64) {
             .json()
             .await
             .unwrap();
-        latencies.push(t.elapsed());
+        let took = t.elapsed();
+        latencies.push(took);
         actors = v["actors"].as_u64().unwrap_or(0);
+        if took > Duration::from_millis(50) {
+            let (kind, ms) = slowest(&v["tree"]);
+            *slow
+                .entry(format!("{kind}(~{:.0}ms)", (ms / 50.0).round() * 50.0))
+                .or_default() += 1;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     latencies.sort_unstable();
+    if !slow.is_empty() {
+        // Which actor answered last in the slow answers (a diagnosis aid).
+        println!("live_incidents tree answers over 50 ms, slowest actor: {slow:?}");
+    }
     (latencies, actors)
 }
 

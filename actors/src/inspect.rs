@@ -18,7 +18,7 @@
 //! not know its own actor id. An incident's actor can also be named
 //! `incident-<id>`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::rpc::CallResult;
 use ractor::{ActorCell, ActorRef, ActorStatus, RpcReplyPort};
@@ -113,6 +113,9 @@ pub struct ActorNode {
     pub children_total: usize,
     /// Pass back as `cursor` for the next page of children; `null` on the last.
     pub next_cursor: Option<String>,
+    /// How long the actor took to answer its inspect message (`null`: not
+    /// asked, or no answer): a busy actor shows here first.
+    pub answer_ms: Option<f64>,
 }
 
 impl ActorNode {
@@ -260,6 +263,9 @@ pub struct CommitView {
     pub touches: usize,
 }
 
+/// The commit under way (started, writes, touches) and the last figures.
+type Published = (Option<(Timestamp, usize, usize)>, Option<PersistenceView>);
+
 /// What the persistence actor publishes around each group commit, so the
 /// tree can show it while it is inside a long commit (its mailbox waits
 /// meanwhile, so an inspect message would wait too): the commit under way
@@ -267,7 +273,7 @@ pub struct CommitView {
 /// by inspection; the lock is never held across an await.
 #[derive(Debug, Default)]
 pub struct CommitWatch {
-    inner: std::sync::Mutex<(Option<(Timestamp, usize, usize)>, Option<PersistenceView>)>,
+    inner: std::sync::Mutex<Published>,
 }
 
 impl CommitWatch {
@@ -283,24 +289,39 @@ impl CommitWatch {
         }
     }
 
-    /// The last published figures with the commit under way, if one is.
+    /// What to show of an actor that did not answer at once: the last
+    /// published figures, with the commit under way if one is. `None` when
+    /// it is not committing and has not finished a commit within the
+    /// inspect timeout either: then it may be stuck, and it is asked again.
     fn busy_view(&self, now: Timestamp) -> Option<PersistenceView> {
         let g = self.inner.lock().ok()?;
-        let (since, writes, touches) = g.0?;
-        let mut view = g.1.clone().unwrap_or_default();
-        view.committing = Some(CommitView {
-            since,
-            for_ms: now.as_millis() - since.as_millis(),
-            writes,
-            touches,
-        });
-        Some(view)
+        match g.0 {
+            Some((since, writes, touches)) => {
+                let mut view = g.1.clone().unwrap_or_default();
+                view.committing = Some(CommitView {
+                    since,
+                    for_ms: now.as_millis() - since.as_millis(),
+                    writes,
+                    touches,
+                });
+                Some(view)
+            }
+            None => {
+                // Between commits, working through its mailbox (a burst of
+                // writes and repeat counters queued during the last commit).
+                let view = g.1.clone()?;
+                let fresh = view.last_commit_at.is_some_and(|at| {
+                    now.as_millis() - at.as_millis() <= INSPECT_TIMEOUT.as_millis() as i64
+                });
+                fresh.then_some(view)
+            }
+        }
     }
 }
 
 /// How long the tree waits for the persistence actor before showing what
-/// it published: it is then inside a commit, and its answer would come only
-/// after it.
+/// it published: it is then inside a commit, or working through the
+/// mailbox that filled during one, and its answer would come only after.
 const PERSISTENCE_ASK: Duration = Duration::from_millis(50);
 
 /// The notifier pool's observable state.
@@ -336,7 +357,22 @@ fn lifecycle(cell: &ActorCell, answered: bool) -> String {
 }
 
 fn leaf(cell: &ActorCell, name: &str, kind: ActorKind, state: Option<Value>) -> ActorNode {
+    leaf_asked(cell, name, kind, state, None)
+}
+
+/// A node for an actor asked at `asked` (its answer time is recorded).
+fn leaf_asked(
+    cell: &ActorCell,
+    name: &str,
+    kind: ActorKind,
+    state: Option<Value>,
+    asked: Option<Instant>,
+) -> ActorNode {
+    let answer_ms = asked
+        .filter(|_| state.is_some())
+        .map(|t| t.elapsed().as_secs_f64() * 1e3);
     ActorNode {
+        answer_ms,
         id: cell.get_id().to_string(),
         name: name.to_string(),
         kind,
@@ -362,8 +398,9 @@ fn short_name(names: &Names, cell: &ActorCell) -> Option<String> {
 /// The whole tree under `root`, with one page of incidents.
 pub(crate) async fn tree(ctx: &CoreContext, root: &ActorCell, page: &ChildQuery) -> ActorNode {
     let root_ref: ActorRef<SupervisorMsg> = root.clone().into();
+    let asked = Instant::now();
     let state = ask(&root_ref, SupervisorMsg::Inspect).await;
-    let mut node = leaf(root, "lim", ActorKind::Supervisor, state);
+    let mut node = leaf_asked(root, "lim", ActorKind::Supervisor, state, Some(asked));
     let order = |n: &Option<String>| match n.as_deref() {
         Some("persistence") => 0,
         Some("notifier-pool") => 1,
@@ -413,11 +450,13 @@ async fn child(
 /// what it published (`busy`) rather than waited for.
 async fn persistence(ctx: &CoreContext, cell: &ActorCell) -> ActorNode {
     let actor: ActorRef<PersistenceMsg> = cell.clone().into();
+    let asked = Instant::now();
     if let Ok(CallResult::Success(state)) = actor
         .call(PersistenceMsg::Inspect, Some(PERSISTENCE_ASK))
         .await
     {
-        return leaf(cell, "persistence", ActorKind::Persistence, Some(state));
+        let kind = ActorKind::Persistence;
+        return leaf_asked(cell, "persistence", kind, Some(state), Some(asked));
     }
     if let Some(view) = ctx.commit_watch.busy_view(ctx.clock.now()) {
         let mut node = leaf(
@@ -431,17 +470,25 @@ async fn persistence(ctx: &CoreContext, cell: &ActorCell) -> ActorNode {
     }
     // Not committing and not answering: give it the whole timeout.
     let state = ask(&actor, PersistenceMsg::Inspect).await;
-    leaf(cell, "persistence", ActorKind::Persistence, state)
+    leaf_asked(
+        cell,
+        "persistence",
+        ActorKind::Persistence,
+        state,
+        Some(asked),
+    )
 }
 
 async fn pool(ctx: &CoreContext, cell: &ActorCell) -> ActorNode {
     let actor: ActorRef<NotifierMsg> = cell.clone().into();
+    let asked = Instant::now();
     let view = ask(&actor, NotifierMsg::Inspect).await;
-    let mut node = leaf(
+    let mut node = leaf_asked(
         cell,
         "notifier-pool",
         ActorKind::NotifierPool,
         view.as_ref().map(to_json),
+        Some(asked),
     );
     let factory_name = crate::notifier::factory_name(&ctx.names);
     let Some(factory) = cell
@@ -474,6 +521,7 @@ async fn pool(ctx: &CoreContext, cell: &ActorCell) -> ActorNode {
             children: Vec::new(),
             children_total: 0,
             next_cursor: None,
+            answer_ms: None,
         });
     }
     let queue = crate::notifier::factory_queue_depth(ctx).await;
@@ -492,14 +540,16 @@ async fn pool(ctx: &CoreContext, cell: &ActorCell) -> ActorNode {
 
 async fn router(ctx: &CoreContext, cell: &ActorCell, page: &ChildQuery) -> ActorNode {
     let actor: ActorRef<RouterMsg> = cell.clone().into();
+    let asked = Instant::now();
     let Some(answer) = ask(&actor, |r| RouterMsg::Inspect(page.clone(), r)).await else {
         return leaf(cell, "router", ActorKind::Router, None);
     };
-    let mut node = leaf(
+    let mut node = leaf_asked(
         cell,
         "router",
         ActorKind::Router,
         Some(to_json(&answer.view)),
+        Some(asked),
     );
     let mut calls = tokio::task::JoinSet::new();
     for (i, child) in answer.children.into_iter().enumerate() {
@@ -520,28 +570,38 @@ pub(crate) async fn incident(
     actor: &ActorRef<IncidentMsg>,
     full: bool,
 ) -> ActorNode {
+    let asked = Instant::now();
     let state = ask(actor, |reply| IncidentMsg::Inspect { full, reply }).await;
-    leaf(
+    leaf_asked(
         &actor.get_cell(),
         &format!("incident {id}"),
         ActorKind::Incident,
         state,
+        Some(asked),
     )
 }
 
 async fn heartbeats(cell: &ActorCell) -> ActorNode {
     let actor: ActorRef<SupervisorMsg> = cell.clone().into();
+    let asked = Instant::now();
     let state = ask(&actor, SupervisorMsg::Inspect).await;
-    let mut node = leaf(cell, "heartbeats", ActorKind::Scheduler, state);
+    let mut node = leaf_asked(cell, "heartbeats", ActorKind::Scheduler, state, Some(asked));
     let mut monitors = Vec::new();
     for c in cell.get_children() {
         let monitor: ActorRef<HeartbeatMsg> = c.clone().into();
+        let asked = Instant::now();
         let status = ask(&monitor, HeartbeatMsg::Status).await;
         let name = status
             .as_ref()
             .map(|s| format!("heartbeat {}", s.name))
             .unwrap_or_else(|| "heartbeat".into());
-        monitors.push(leaf(&c, &name, ActorKind::Heartbeat, status.map(to_json)));
+        monitors.push(leaf_asked(
+            &c,
+            &name,
+            ActorKind::Heartbeat,
+            status.map(to_json),
+            Some(asked),
+        ));
     }
     monitors.sort_by(|a, b| a.name.cmp(&b.name));
     node.children_total = monitors.len();
@@ -651,6 +711,7 @@ mod tests {
             children_total: children.len(),
             children,
             next_cursor: None,
+            answer_ms: None,
         }
     }
 
