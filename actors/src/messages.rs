@@ -240,6 +240,9 @@ pub enum PersistenceMsg {
     Attempt(crate::ports::AttemptRecord),
     /// Commit whatever is pending now.
     Flush,
+    /// The repeat counters' interval is up: commit them (with whatever
+    /// else is pending).
+    FlushTouches,
     /// Commit everything queued before this message, then answer. The
     /// router sends it before rehydrating, so writes of incident actors that
     /// were killed with the previous router are in the store before it reads.

@@ -11,7 +11,10 @@
 //! after their batch is committed (or failed: then nothing of it was).
 //!
 //! Repeats (`Touch`) carry no answer; they are merged per incident and
-//! written with the next batch, or after `touch_flush_interval` when idle.
+//! written every `touch_flush_interval` (with the batch pending then, if
+//! any), not with every batch: under a mix of new and repeated alerts most
+//! of a batch would otherwise be repeat counters, and every commit, which
+//! callers wait on, would carry them (measured: 68 of 84 writes a commit).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -111,15 +114,20 @@ impl PersistenceState {
         }
     }
 
-    /// Commits everything pending in one transaction and answers its callers.
-    async fn flush(&mut self, store: &dyn Store) -> Result<(), StoreError> {
+    /// Commits the pending writes (and, with `touches_too`, the repeat
+    /// counters) in one transaction and answers its callers.
+    async fn flush(&mut self, store: &dyn Store, touches_too: bool) -> Result<(), StoreError> {
         self.flush_queued = false;
-        if let Some(t) = self.touch_timer.take() {
-            t.abort();
-        }
+        let touches: Vec<Touch> = if touches_too {
+            if let Some(t) = self.touch_timer.take() {
+                t.abort();
+            }
+            self.touches.drain().map(|(_, t)| t).collect()
+        } else {
+            Vec::new()
+        };
         let pending = std::mem::take(&mut self.pending);
         self.pending_writes = 0;
-        let touches: Vec<Touch> = self.touches.drain().map(|(_, t)| t).collect();
         self.record_attempts(store).await;
         if pending.is_empty() && touches.is_empty() {
             return Ok(());
@@ -231,7 +239,7 @@ impl Actor for PersistenceActor {
         }
         // Write what is pending rather than drop it: a clean stop loses nothing.
         let store = state.ctx.store.clone();
-        let _ = state.flush(store.as_ref()).await;
+        let _ = state.flush(store.as_ref(), true).await;
         Ok(())
     }
 
@@ -253,7 +261,7 @@ impl Actor for PersistenceActor {
                 });
                 if state.pending_writes >= state.ctx.config.max_batch {
                     let store = state.ctx.store.clone();
-                    let _ = state.flush(store.as_ref()).await;
+                    let _ = state.flush(store.as_ref(), false).await;
                 } else if !state.flush_queued {
                     state.flush_queued = true;
                     myself.cast(PersistenceMsg::Flush)?;
@@ -261,10 +269,6 @@ impl Actor for PersistenceActor {
             }
             PersistenceMsg::Touch(t) => {
                 merge_touch(&mut state.touches, t);
-                if state.touch_timer.is_none() && !state.flush_queued {
-                    let every: Duration = state.ctx.config.touch_flush_interval;
-                    state.touch_timer = Some(myself.send_after(every, || PersistenceMsg::Flush));
-                }
             }
             PersistenceMsg::Attempt(a) => {
                 state.attempts.push(a);
@@ -275,15 +279,26 @@ impl Actor for PersistenceActor {
             }
             PersistenceMsg::Flush => {
                 let store = state.ctx.store.clone();
-                let _ = state.flush(store.as_ref()).await;
+                let _ = state.flush(store.as_ref(), false).await;
+            }
+            PersistenceMsg::FlushTouches => {
+                state.touch_timer = None;
+                let store = state.ctx.store.clone();
+                let _ = state.flush(store.as_ref(), true).await;
             }
             PersistenceMsg::Sync(reply) => {
                 let store = state.ctx.store.clone();
-                let _ = reply.send(state.flush(store.as_ref()).await);
+                let _ = reply.send(state.flush(store.as_ref(), true).await);
             }
             PersistenceMsg::Inspect(reply) => {
                 let _ = reply.send(serde_json::to_value(state.view()).unwrap_or_default());
             }
+        }
+        // Repeat counters waiting (new ones, or ones a failed commit gave
+        // back) are written when the interval is up.
+        if !state.touches.is_empty() && state.touch_timer.is_none() {
+            let every: Duration = state.ctx.config.touch_flush_interval;
+            state.touch_timer = Some(myself.send_after(every, || PersistenceMsg::FlushTouches));
         }
         state
             .ctx
