@@ -450,6 +450,30 @@ async fn handle_message(
             span.record("incident_id", state.id.0 as i64);
             let now = state.ctx.clock.now();
             let fingerprint = alert.fingerprint();
+            // An identical re-send (most of the traffic under load) changes
+            // no state: applied in place, without a copy of the incident and
+            // with nothing to commit; its count and last_seen are written
+            // with the next touch flush.
+            if let Some(current) = state
+                .incident
+                .as_mut()
+                .filter(|i| i.is_plain_repeat(&alert))
+            {
+                let expiry_before = current.deadlines().alert_expiry;
+                let applied = current.apply_alert(alert, now);
+                debug_assert!(
+                    matches!(&applied, Ok((IngestAction::Unchanged, c)) if c.is_empty()),
+                    "a plain repeat changed state: {applied:?}"
+                );
+                state.rearm(&myself);
+                touch(state, expiry_before);
+                let _ = reply.send(Ok(IngestOutcome {
+                    fingerprint,
+                    incident_id: Some(state.id),
+                    action: IngestAction::Unchanged,
+                }));
+                return Ok(());
+            }
             let (next, action, change) = match &state.incident {
                 None => {
                     let config = &state.ctx.config;

@@ -341,6 +341,19 @@ impl Incident {
     }
 
     /// Applies one received alert that was routed to this incident.
+    /// Whether `alert` is a re-send that changes no state: what
+    /// [`Incident::apply_alert`] answers `Unchanged` with nothing to commit.
+    /// Lets the actor apply it in place instead of on a copy.
+    pub fn is_plain_repeat(&self, alert: &Alert) -> bool {
+        if self.status == IncidentStatus::Resolved {
+            return false;
+        }
+        match self.alerts.get(&alert.fingerprint()) {
+            Some(entry) => entry.alert.same_state(alert),
+            None => alert.status == AlertStatus::Resolved,
+        }
+    }
+
     pub fn apply_alert(
         &mut self,
         alert: Alert,
@@ -732,6 +745,42 @@ mod tests {
 
     fn api(who: &str) -> Attribution {
         Attribution::new(who, Interface::Api)
+    }
+
+    /// `is_plain_repeat` says exactly when `apply_alert` changes nothing.
+    #[test]
+    fn a_plain_repeat_is_what_apply_alert_leaves_unchanged() {
+        let mut annotated = alert("A", AlertStatus::Firing);
+        annotated
+            .annotations
+            .insert("summary".into(), "now 5s".into());
+        let cases = [
+            ("identical re-send", alert("A", AlertStatus::Firing), true),
+            ("new annotations only", annotated, true),
+            (
+                "a second alert joins",
+                alert("B", AlertStatus::Firing),
+                false,
+            ),
+            (
+                "its alert resolves",
+                alert("A", AlertStatus::Resolved),
+                false,
+            ),
+            ("a stray resolve", alert("C", AlertStatus::Resolved), true),
+        ];
+        for (what, a, expected) in cases {
+            let mut i = open();
+            assert_eq!(i.is_plain_repeat(&a), expected, "{what}");
+            let (action, change) = i.apply_alert(a, Timestamp(5)).unwrap();
+            let unchanged = action == IngestAction::Unchanged && change.is_empty();
+            assert_eq!(unchanged, expected, "{what}: {action:?}");
+        }
+        let mut resolved = open();
+        resolved
+            .apply_alert(alert("A", AlertStatus::Resolved), Timestamp(5))
+            .unwrap();
+        assert!(!resolved.is_plain_repeat(&alert("A", AlertStatus::Firing)));
     }
 
     #[test]
