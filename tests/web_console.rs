@@ -200,14 +200,24 @@ async fn wait_for(client: &Client, what: &str, script: &str) -> Value {
     }
 }
 
+/// Clicks the element `css` names. The page re-renders live views (the
+/// tree every 2 s), so an element found may be replaced before the click
+/// lands: a stale element is looked up again, for up to 5 s.
 async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let element = client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"));
+        match element.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale") && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("click {css}: {e}"),
+        }
+    }
 }
 
 async fn text_of(client: &Client, what: &str, css: &str) -> String {

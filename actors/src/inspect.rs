@@ -370,7 +370,7 @@ fn leaf_asked(
 ) -> ActorNode {
     let answer_ms = asked
         .filter(|_| state.is_some())
-        .map(|t| t.elapsed().as_secs_f64() * 1e3);
+        .map(|t| (t.elapsed().as_secs_f64() * 1e6).round() / 1e3);
     ActorNode {
         answer_ms,
         id: cell.get_id().to_string(),

@@ -89,7 +89,10 @@ impl PersistenceState {
             queued_touches: self.touches.len(),
             queued_attempts: self.attempts.len(),
             last_batch_size: self.last_batch,
-            last_commit_ms: self.last_commit.map(|(d, _)| d.as_secs_f64() * 1e3),
+            // In ms to the microsecond: more digits are noise.
+            last_commit_ms: self
+                .last_commit
+                .map(|(d, _)| (d.as_secs_f64() * 1e6).round() / 1e3),
             last_commit_at: self.last_commit.map(|(_, at)| at),
             commits: self.commits,
             failed_commits: self.failed_commits,
