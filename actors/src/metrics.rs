@@ -310,6 +310,7 @@ impl IncidentBoard {
     /// withdraws the entry when dropped.
     pub fn slot(metrics: &Arc<CoreMetrics>, id: IncidentId) -> BoardSlot {
         BoardSlot {
+            published: None,
             metrics: metrics.clone(),
             id,
             owner: OWNERS.fetch_add(1, Ordering::Relaxed),
@@ -391,13 +392,28 @@ pub struct BoardSlot {
     metrics: Arc<CoreMetrics>,
     id: IncidentId,
     owner: u64,
+    /// What was last published (status, escalation deadline, a hash of the
+    /// service): a repeat changes none of it, so it takes no lock.
+    published: Option<(IncidentStatus, Option<Timestamp>, u64)>,
 }
 
 impl BoardSlot {
     /// Publishes the incident as the actor now holds it (a resolved one is
-    /// withdrawn).
-    pub fn publish(&self, incident: &Incident) {
+    /// withdrawn), unless the board already shows it so.
+    pub fn publish(&mut self, incident: &Incident) {
+        use std::hash::{Hash, Hasher};
+        let mut service = std::collections::hash_map::DefaultHasher::new();
+        incident.service.hash(&mut service);
+        let now = Some((
+            incident.status,
+            incident.deadlines().escalation,
+            service.finish(),
+        ));
+        if self.published == now {
+            return;
+        }
         self.metrics.board.publish(self.owner, incident);
+        self.published = now;
     }
 }
 
