@@ -469,9 +469,9 @@ mod tests {
     #[test]
     fn a_stale_owner_does_not_withdraw_the_new_entry() {
         let metrics = Arc::new(CoreMetrics::new().unwrap());
-        let old = IncidentBoard::slot(&metrics, IncidentId(1));
+        let mut old = IncidentBoard::slot(&metrics, IncidentId(1));
         old.publish(&incident(1, "chat"));
-        let new = IncidentBoard::slot(&metrics, IncidentId(1));
+        let mut new = IncidentBoard::slot(&metrics, IncidentId(1));
         new.publish(&incident(1, "chat"));
         drop(old);
         assert_eq!(metrics.board.len(), 1, "the restarted actor's entry stays");
@@ -482,7 +482,7 @@ mod tests {
     #[test]
     fn overdue_counts_deadlines_past_the_grace() {
         let metrics = Arc::new(CoreMetrics::new().unwrap());
-        let slot = IncidentBoard::slot(&metrics, IncidentId(1));
+        let mut slot = IncidentBoard::slot(&metrics, IncidentId(1));
         let mut i = incident(1, "chat");
         i.escalation.next_at = Some(Timestamp(10_000));
         slot.publish(&i);
@@ -508,7 +508,7 @@ mod tests {
     #[test]
     fn open_incidents_follow_status_and_leave_when_resolved() {
         let metrics = Arc::new(CoreMetrics::new().unwrap());
-        let (a, b) = (
+        let (mut a, mut b) = (
             IncidentBoard::slot(&metrics, IncidentId(1)),
             IncidentBoard::slot(&metrics, IncidentId(2)),
         );
