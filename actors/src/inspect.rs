@@ -435,7 +435,7 @@ async fn child(
     match name {
         Some("persistence") => persistence(ctx, cell).await,
         Some("notifier-pool") => pool(ctx, cell).await,
-        Some("router") => router(ctx, cell, page).await,
+        Some("router") => router(cell, page).await,
         Some("heartbeats") => heartbeats(cell).await,
         other => leaf(
             cell,
@@ -538,7 +538,7 @@ async fn pool(ctx: &CoreContext, cell: &ActorCell) -> ActorNode {
     node
 }
 
-async fn router(ctx: &CoreContext, cell: &ActorCell, page: &ChildQuery) -> ActorNode {
+async fn router(cell: &ActorCell, page: &ChildQuery) -> ActorNode {
     let actor: ActorRef<RouterMsg> = cell.clone().into();
     let asked = Instant::now();
     let Some(answer) = ask(&actor, |r| RouterMsg::Inspect(page.clone(), r)).await else {
@@ -560,7 +560,6 @@ async fn router(ctx: &CoreContext, cell: &ActorCell, page: &ChildQuery) -> Actor
     node.children = incidents.into_iter().map(|(_, n)| n).collect();
     node.children_total = answer.matching;
     node.next_cursor = answer.next_cursor.map(|id| id.0.to_string());
-    let _ = ctx;
     node
 }
 
@@ -648,39 +647,48 @@ pub(crate) async fn find(
 ) -> Option<ActorNode> {
     let router_ref = Names::lookup::<RouterMsg>(&ctx.names.router());
     let incident_id = match wanted {
-        ActorSelector::Incident(id) => Some(*id),
+        ActorSelector::Incident(id) => *id,
         ActorSelector::Id(id) => {
-            let first_page = ChildQuery {
-                limit: DEFAULT_PAGE,
-                ..ChildQuery::default()
-            };
-            let none = ChildQuery::default();
-            let skeleton = tree(ctx, root, &none).await;
-            if let Some(found) = search(&skeleton, id) {
-                // The router in full comes with its first page of incidents.
-                if found.kind == ActorKind::Router {
-                    if let Some(cell) = root
-                        .get_children()
-                        .into_iter()
-                        .find(|c| c.get_id().to_string() == *id)
-                    {
-                        return Some(router(ctx, &cell, &first_page).await);
-                    }
+            // Most ids asked for are incidents': the router's index answers
+            // those at once, without gathering the rest of the tree.
+            let of_actor = match (ActorSelector::local_id(id), &router_ref) {
+                (Some(actor_id), Some(router)) => {
+                    ask(router, |r| RouterMsg::IncidentOfActor(actor_id, r))
+                        .await
+                        .flatten()
                 }
-                return Some(found.clone());
+                _ => None,
+            };
+            match of_actor {
+                Some(incident_id) => incident_id,
+                None => return find_in_skeleton(ctx, root, id).await,
             }
-            let actor_id = ActorSelector::local_id(id)?;
-            let router = router_ref.as_ref()?;
-            ask(router, |r| RouterMsg::IncidentOfActor(actor_id, r))
-                .await
-                .flatten()
         }
-    }?;
+    };
     let router = router_ref?;
     let actor = ask(&router, |r| RouterMsg::Lookup(incident_id, r))
         .await
         .flatten()?;
     Some(incident(incident_id, &actor, true).await)
+}
+
+/// An actor other than an incident's, found in the tree without incidents;
+/// the router in full comes with its first page of incidents.
+async fn find_in_skeleton(ctx: &CoreContext, root: &ActorCell, id: &str) -> Option<ActorNode> {
+    let skeleton = tree(ctx, root, &ChildQuery::default()).await;
+    let found = search(&skeleton, id)?;
+    if found.kind == ActorKind::Router {
+        let cell = root
+            .get_children()
+            .into_iter()
+            .find(|c| c.get_id().to_string() == id)?;
+        let first_page = ChildQuery {
+            limit: DEFAULT_PAGE,
+            ..ChildQuery::default()
+        };
+        return Some(router(&cell, &first_page).await);
+    }
+    Some(found.clone())
 }
 
 fn search<'a>(node: &'a ActorNode, id: &str) -> Option<&'a ActorNode> {
