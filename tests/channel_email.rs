@@ -145,6 +145,7 @@ fn config(port: u16) -> EmailConfig {
         password: None,
         from: "lim <lim@example.com>".into(),
         to: vec![],
+        timeout: EmailConfig::DEFAULT_TIMEOUT,
     }
 }
 

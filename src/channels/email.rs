@@ -37,7 +37,15 @@
 //! * **Failures**: an SMTP 5xx (unknown mailbox, authentication refused,
 //!   message rejected) and a client-side impossibility (STARTTLS required
 //!   but not offered, no common AUTH mechanism) are `Refused`; 4xx,
-//!   connection, TLS and timeout errors are `Failed` and retried.
+//!   connection (refused, reset), TLS and timeout errors are `Failed` and
+//!   retried.
+//! * **Timeout**: one attempt as a whole (connecting, TLS, every SMTP
+//!   command, the message) is bounded by [`EmailConfig::timeout`] (default
+//!   [`EmailConfig::DEFAULT_TIMEOUT`], 30 s); running out is `Failed`. Not
+//!   left to lettre: its async transport applies its `timeout` to the TCP
+//!   connect only, so a server that accepts and never greets (or stops
+//!   answering after `RCPT`) would hold the attempt, and one of the email
+//!   worker's in-flight slots, forever.
 //! * **Configuration**: [`EmailConfig`] (the `[channels.email]` table), or
 //!   [`EmailConfig::from_url`] for the quick-start `LIM_SMTP_URL`.
 
@@ -91,8 +99,9 @@ impl TlsMode {
 /// How lim sends email.
 ///
 /// Deserializes from a TOML table (`tls` is `"none"`, `"starttls"` (the
-/// default) or `"tls"`; `to` defaults to empty); not `Serialize`, so the
-/// password cannot be dumped by accident.
+/// default) or `"tls"`; `to` defaults to empty; `timeout` is text such as
+/// `"30s"`, default [`EmailConfig::DEFAULT_TIMEOUT`]); not `Serialize`, so
+/// the password cannot be dumped by accident.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
@@ -111,6 +120,13 @@ pub struct EmailConfig {
     /// target naming the `email` channel as a whole). May be empty.
     #[serde(default)]
     pub to: Vec<String>,
+    /// How long one attempt may take, from connecting to the server's
+    /// answer to the message. More than zero.
+    #[serde(
+        default = "EmailConfig::default_timeout",
+        deserialize_with = "super::duration_text"
+    )]
+    pub timeout: Duration,
 }
 
 impl std::fmt::Debug for EmailConfig {
@@ -123,11 +139,19 @@ impl std::fmt::Debug for EmailConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("from", &self.from)
             .field("to", &self.to)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
 
 impl EmailConfig {
+    /// The default bound of one attempt.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    fn default_timeout() -> Duration {
+        Self::DEFAULT_TIMEOUT
+    }
+
     /// Reads the quick-start form `LIM_SMTP_URL`:
     ///
     /// * `smtp://host[:port]`: plain SMTP, port 25;
@@ -198,6 +222,7 @@ impl EmailConfig {
             password,
             from,
             to,
+            timeout: Self::DEFAULT_TIMEOUT,
         })
     }
 }
@@ -206,6 +231,7 @@ impl EmailConfig {
 #[derive(Clone)]
 pub struct EmailChannel {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    timeout: Duration,
     from: Mailbox,
     domain: String,
     to: Vec<Mailbox>,
@@ -228,9 +254,6 @@ fn is_loopback(host: &str) -> bool {
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
-
-/// How long one SMTP command may take.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn parse_mailbox(address: &str) -> Result<Mailbox, ChannelConfigError> {
     address
@@ -256,6 +279,12 @@ impl EmailChannel {
             return Err(ChannelConfigError::Invalid {
                 what: "email port",
                 message: "0".into(),
+            });
+        }
+        if config.timeout.is_zero() {
+            return Err(ChannelConfigError::Invalid {
+                what: "email timeout",
+                message: "must be more than 0".into(),
             });
         }
         if config.tls == TlsMode::None && config.username.is_some() && !is_loopback(&config.host) {
@@ -290,7 +319,9 @@ impl EmailChannel {
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.as_str())
                 .port(config.port)
                 .tls(tls)
-                .timeout(Some(SMTP_TIMEOUT));
+                // lettre bounds the TCP connect with it; `deliver` bounds
+                // the rest.
+                .timeout(Some(config.timeout));
         if let Some(user) = &config.username {
             builder = builder.credentials(Credentials::new(
                 user.clone(),
@@ -299,6 +330,7 @@ impl EmailChannel {
         }
         Ok(EmailChannel {
             transport: builder.build(),
+            timeout: config.timeout,
             from,
             domain,
             to,
@@ -391,11 +423,15 @@ impl Channel for EmailChannel {
 
     async fn deliver(&self, n: &Notification) -> Result<Delivered, ChannelError> {
         let (message, id) = self.message(n)?;
-        match self.transport.send(message).await {
-            Ok(_) => Ok(Delivered {
+        match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
+            Ok(Ok(_)) => Ok(Delivered {
                 external_ref: Some(id),
             }),
-            Err(e) => Err(classify(&e)),
+            Ok(Err(e)) => Err(classify(&e)),
+            Err(_) => Err(ChannelError::Failed {
+                channel: CHANNEL.into(),
+                message: format!("no answer within {:?}", self.timeout),
+            }),
         }
     }
 }
@@ -623,6 +659,24 @@ mod tests {
         assert!(EmailChannel::new(local).is_ok());
         assert!(EmailConfig::from_url("smtp://h?nope=1").is_err());
         assert!(!format!("{c:?}").contains("\"p\""), "password redacted");
+    }
+
+    #[test]
+    fn timeout_is_text_with_a_default_and_not_zero() {
+        let table = |extra: &str| {
+            format!("host = \"127.0.0.1\"\nport = 2525\nfrom = \"lim@example.com\"\n{extra}")
+        };
+        let c: EmailConfig = toml::from_str(&table("")).unwrap();
+        assert_eq!(c.timeout, EmailConfig::DEFAULT_TIMEOUT);
+        let c: EmailConfig = toml::from_str(&table("timeout = \"500ms\"")).unwrap();
+        assert_eq!(c.timeout, Duration::from_millis(500));
+        assert!(toml::from_str::<EmailConfig>(&table("timeout = \"soon\"")).is_err());
+        let zero: EmailConfig = toml::from_str(&table("timeout = \"0s\"")).unwrap();
+        assert!(EmailChannel::new(zero).is_err());
+        assert_eq!(
+            EmailConfig::from_url("smtp://127.0.0.1").unwrap().timeout,
+            EmailConfig::DEFAULT_TIMEOUT
+        );
     }
 
     #[test]

@@ -13,13 +13,17 @@
 //! The `console` channel lives in the core (`incident_actors::console`), as
 //! it needs nothing from outside.
 //!
-//! Every channel makes **one attempt** per [`deliver`] call and classifies
-//! its failure for the notifier pool, which owns retries, backoff and rate
-//! limiting: `Failed` (may pass: timeouts, connection errors, 5xx, SMTP
-//! 4xx), `Refused` (will not pass: bad credentials, unknown recipient, a
-//! 4xx that will not change) and `RateLimited` (the far end said when to
-//! come back). Error messages never carry secrets (tokens, passwords,
-//! webhook URLs, which often embed a token, are left out).
+//! Every channel makes **one attempt** per [`deliver`] call, bounded as a
+//! whole (connecting included) by its configured `timeout` (webhooks 10 s,
+//! Slack 15 s, email 30 s by default), so a far end that accepts and never
+//! answers costs one attempt, not a worker's in-flight slot for good. It
+//! classifies its failure for the notifier pool, which owns retries,
+//! backoff and rate limiting: `Failed` (may pass: timeouts, connection
+//! errors and resets, 5xx, SMTP 4xx), `Refused` (will not pass: bad
+//! credentials, unknown recipient, a 4xx that will not change) and
+//! `RateLimited` (the far end said when to come back). Error messages never
+//! carry secrets (tokens, passwords, webhook URLs, which often embed a
+//! token, are left out).
 //!
 //! The presentation helpers shared by the channels are here:
 //! [`ordered_labels`] (LLM labels first) and [`change_line`] (what an
@@ -54,6 +58,15 @@ pub enum ChannelConfigError {
         channel: &'static str,
         message: String,
     },
+}
+
+/// Reads a duration written as text (`"10s"`, `"500ms"`, `"1m 30s"`): the
+/// channels' `timeout` keys.
+pub(crate) fn duration_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::time::Duration, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 /// Labels that LLM alerts carry, shown first (in this order) by every

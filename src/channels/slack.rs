@@ -9,10 +9,12 @@
 //!   points the tests at a local stand-in; we build the connector ourselves
 //!   because slack-morphism's own constructor is HTTPS-only
 //!   (`https_or_http`, rustls with ring and webpki roots like the rest of
-//!   lim). It has no request timeout, so each call is bounded here
-//!   ([`SLACK_TIMEOUT`]); its own rate controller is off, the notifier pool
-//!   rate-limits ([`Channel::rate_limit`]: 1 message per second, bursts of
-//!   10, Slack's `chat.postMessage` tier).
+//!   lim). It has no request timeout, so each call, connecting included,
+//!   is bounded here by [`SlackConfig::timeout`] (default
+//!   [`SlackConfig::DEFAULT_TIMEOUT`], 15 s; running out is `Failed`); its
+//!   own rate controller is off, the notifier pool rate-limits
+//!   ([`Channel::rate_limit`]: 1 message per second, bursts of 10, Slack's
+//!   `chat.postMessage` tier).
 //! * **A page** is `chat.postMessage` to the recipient: a Slack channel
 //!   (`#oncall` or an id) or, for a person, their Slack user id (Slack
 //!   opens the DM). A recipient with no Slack address (a target naming the
@@ -79,8 +81,9 @@ const CHANNEL: &str = "slack";
 /// How lim talks to Slack.
 ///
 /// Deserializes from a TOML table (`api_url` defaults to
-/// [`SlackConfig::DEFAULT_API_URL`]); not `Serialize`, so the token cannot
-/// be dumped by accident.
+/// [`SlackConfig::DEFAULT_API_URL`]; `timeout` is text such as `"15s"`,
+/// default [`SlackConfig::DEFAULT_TIMEOUT`]); not `Serialize`, so the token
+/// cannot be dumped by accident.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
@@ -103,10 +106,19 @@ pub struct SlackConfig {
     /// does: `act` as `slack:<id>` (default) or `refuse`.
     #[serde(default)]
     pub unmapped_users: crate::slack::UnmappedUsers,
+    /// How long one Web API call may take, connecting included. More than
+    /// zero.
+    #[serde(
+        default = "SlackConfig::default_timeout",
+        deserialize_with = "super::duration_text"
+    )]
+    pub timeout: Duration,
 }
 
 impl SlackConfig {
     pub const DEFAULT_API_URL: &'static str = "https://slack.com/api/";
+    /// The default bound of one Web API call.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
     /// A configuration with the default API URL.
     pub fn new(bot_token: impl Into<String>, default_channel: impl Into<String>) -> Self {
@@ -116,11 +128,16 @@ impl SlackConfig {
             api_url: Self::DEFAULT_API_URL.into(),
             signing_secret: None,
             unmapped_users: Default::default(),
+            timeout: Self::DEFAULT_TIMEOUT,
         }
     }
 
     fn default_api_url() -> String {
         Self::DEFAULT_API_URL.into()
+    }
+
+    fn default_timeout() -> Duration {
+        Self::DEFAULT_TIMEOUT
     }
 }
 
@@ -135,12 +152,11 @@ impl std::fmt::Debug for SlackConfig {
                 &self.signing_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("unmapped_users", &self.unmapped_users)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
 
-/// How long one Slack API call may take.
-pub const SLACK_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long to wait after `ratelimited` without a usable `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(10);
 
@@ -444,6 +460,7 @@ pub struct SlackChannel {
     client: Arc<Client>,
     token: SlackApiToken,
     default_channel: String,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for SlackChannel {
@@ -546,6 +563,12 @@ impl SlackChannel {
                 message: "empty (leave it out to take no clicks from Slack)".into(),
             });
         }
+        if config.timeout.is_zero() {
+            return Err(ChannelConfigError::Invalid {
+                what: "Slack timeout",
+                message: "must be more than 0".into(),
+            });
+        }
         let api_url =
             url::Url::parse(&config.api_url).map_err(|e| ChannelConfigError::InvalidUrl {
                 what: "Slack api_url",
@@ -570,6 +593,7 @@ impl SlackChannel {
             client: Arc::new(SlackClient::new(connector)),
             token: SlackApiToken::new(SlackApiTokenValue(config.bot_token)),
             default_channel: config.default_channel,
+            timeout: config.timeout,
         })
     }
 
@@ -598,11 +622,12 @@ impl SlackChannel {
         .with_unfurl_links(false)
         .with_unfurl_media(false);
         let session = self.client.open_session(&self.token);
-        let response = tokio::time::timeout(SLACK_TIMEOUT, session.chat_post_message(&request))
+        let response = tokio::time::timeout(self.timeout, session.chat_post_message(&request))
             .await
             .map_err(|_| {
                 failed(format!(
-                    "chat.postMessage: no answer within {SLACK_TIMEOUT:?}"
+                    "chat.postMessage: no answer within {:?}",
+                    self.timeout
                 ))
             })?
             .map_err(classify)?;
@@ -625,9 +650,9 @@ impl SlackChannel {
             SlackTs(ts.to_string()),
         );
         let session = self.client.open_session(&self.token);
-        let result = tokio::time::timeout(SLACK_TIMEOUT, session.chat_update(&request))
+        let result = tokio::time::timeout(self.timeout, session.chat_update(&request))
             .await
-            .map_err(|_| failed(format!("chat.update: no answer within {SLACK_TIMEOUT:?}")))?;
+            .map_err(|_| failed(format!("chat.update: no answer within {:?}", self.timeout)))?;
         match result {
             Ok(response) => Ok(Some(Delivered {
                 external_ref: Some(format!("{}:{}", response.channel.0, response.ts.0)),
@@ -710,5 +735,18 @@ mod tests {
         let mut c = SlackConfig::new("xoxb-1", "#oncall");
         c.api_url = "ftp://x".into();
         assert!(SlackChannel::new(c).is_err());
+        let mut c = SlackConfig::new("xoxb-1", "#oncall");
+        c.timeout = Duration::ZERO;
+        assert!(SlackChannel::new(c).is_err());
+    }
+
+    #[test]
+    fn timeout_is_text_with_a_default() {
+        let table = "bot_token = \"xoxb-1\"\ndefault_channel = \"#oncall\"\n";
+        let c: SlackConfig = toml::from_str(table).unwrap();
+        assert_eq!(c.timeout, SlackConfig::DEFAULT_TIMEOUT);
+        let c: SlackConfig = toml::from_str(&format!("{table}timeout = \"500ms\"")).unwrap();
+        assert_eq!(c.timeout, Duration::from_millis(500));
+        assert!(toml::from_str::<SlackConfig>(&format!("{table}timeout = 5")).is_err());
     }
 }

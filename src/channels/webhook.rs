@@ -63,15 +63,9 @@ pub struct WebhookConfig {
     /// How long one attempt may take, connection included.
     #[serde(
         default = "WebhookConfig::default_timeout",
-        deserialize_with = "duration_text"
+        deserialize_with = "super::duration_text"
     )]
     pub timeout: Duration,
-}
-
-/// A duration written as text (`"10s"`, `"1m 30s"`).
-fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
 impl WebhookConfig {

@@ -6,6 +6,7 @@
 //! bot_token = "xoxb-…"
 //! default_channel = "#oncall"
 //! api_url = "https://slack.com/api/"   # optional
+//! timeout = "15s"                # one API call (default 15s)
 //!
 //! [channels.email]               # target: "email" (every `to` address);
 //! host = "smtp.example.com"      # users with an email are paged through it
@@ -15,12 +16,13 @@
 //! password = "…"
 //! from = "lim@example.com"
 //! to = ["oncall@example.com"]
+//! timeout = "30s"                # one attempt, connect to reply (default 30s)
 //!
 //! [[channels.webhooks]]          # target: its name
 //! name = "ops-bridge"
 //! url = "https://ops.example.com/lim"
 //! secret = "…"                   # signs X-Lim-Signature
-//! timeout = "10s"
+//! timeout = "10s"                # one attempt (default 10s)
 //! ```
 //!
 //! With no config file, a channel configured through the environment joins

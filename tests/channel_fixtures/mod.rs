@@ -1,6 +1,7 @@
 //! Notifications shared by the channel tests (`mod channel_fixtures;` in
-//! tests/channel_email.rs, channel_webhook.rs, channel_slack.rs): incident
-//! 42, an LLM latency alert, paged and then acknowledged.
+//! tests/channel_email.rs, channel_webhook.rs, channel_slack.rs,
+//! channel_faults.rs): incident 42, an LLM latency alert, paged and then
+//! acknowledged.
 
 #![allow(dead_code)]
 
