@@ -32,6 +32,7 @@ pub mod notifier;
 pub mod persistence;
 pub mod ports;
 pub mod router;
+pub mod store_health;
 pub mod supervisor;
 pub mod system;
 pub mod time;

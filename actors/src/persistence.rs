@@ -152,6 +152,7 @@ impl PersistenceState {
         let watch = &self.ctx.commit_watch;
         watch.started(self.ctx.clock.now(), size, batch.touches.len());
         let result = store.commit(&batch).await;
+        self.ctx.store_health.record(&result, self.ctx.clock.now());
         self.last_commit = Some((started.elapsed(), self.ctx.clock.now()));
         if result.is_err() {
             self.failed_commits += 1;
@@ -376,6 +377,7 @@ mod tests {
             clock: Arc::new(SystemClock),
             metrics: Arc::new(crate::metrics::CoreMetrics::new().unwrap()),
             commit_watch: Default::default(),
+            store_health: Default::default(),
         });
         let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
         let mut answers = Vec::new();

@@ -34,6 +34,8 @@ pub struct SystemConfig {
     pub max_batch: usize,
     /// How long repeat counters may wait in memory before being written.
     pub touch_flush_interval: Duration,
+    /// How often the store is pinged for readiness (`store_health`).
+    pub store_probe_interval: Duration,
     /// How long a caller waits for the system before giving up (503).
     pub call_timeout: Duration,
     /// Heartbeat monitors (dead man's switches), one actor each.
@@ -113,6 +115,7 @@ impl Default for SystemConfig {
             restart: RestartPolicy::default(),
             max_batch: 1024,
             touch_flush_interval: Duration::from_secs(1),
+            store_probe_interval: Duration::from_secs(1),
             call_timeout: Duration::from_secs(10),
             heartbeats: Vec::new(),
             policies: BTreeMap::new(),
@@ -198,6 +201,8 @@ pub struct CoreContext {
     pub metrics: Arc<crate::metrics::CoreMetrics>,
     /// The persistence actor's commits as it publishes them (inspection).
     pub commit_watch: crate::inspect::CommitWatch,
+    /// Whether the store takes writes (readiness).
+    pub store_health: crate::store_health::StoreHealth,
 }
 
 fn router(ctx: &CoreContext) -> Result<ActorRef<RouterMsg>, String> {
@@ -277,6 +282,7 @@ pub async fn spawn_system(config: SystemConfig, deps: SystemDeps) -> Result<Syst
         clock: deps.clock,
         metrics: Arc::new(metrics),
         commit_watch: Default::default(),
+        store_health: Default::default(),
     });
     let (root, handle) = Actor::spawn(
         Some(ctx.names.root()),
@@ -292,6 +298,15 @@ pub async fn spawn_system(config: SystemConfig, deps: SystemDeps) -> Result<Syst
     tokio::spawn(async move {
         let _ = handle.await;
         let _ = tx.send(true);
+    });
+    // The store probe lives as long as the system.
+    let (probe_ctx, mut probe_stopped) = (ctx.clone(), stopped.clone());
+    tokio::spawn(async move {
+        let c = &probe_ctx;
+        tokio::select! {
+            _ = crate::store_health::probe(&c.store_health, c.store.clone(), c.clock.clone(), c.config.store_probe_interval) => {}
+            _ = probe_stopped.wait_for(|stopped| *stopped) => {}
+        }
     });
     Ok(System {
         ctx,
@@ -311,6 +326,11 @@ impl System {
     }
 
     /// This system's metrics; its registry takes the server's own too.
+    /// Since when, and why, the store does not take writes; `None` while it does.
+    pub fn store_down(&self) -> Option<crate::store_health::StoreDown> {
+        self.ctx.store_health.down()
+    }
+
     pub fn metrics(&self) -> &Arc<crate::metrics::CoreMetrics> {
         &self.ctx.metrics
     }

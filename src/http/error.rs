@@ -81,6 +81,9 @@ pub enum ApiError {
     /// The store or the actor system failed; nothing was committed.
     #[error("{0}")]
     Unavailable(String),
+    /// Readiness: the store takes no writes (since when, and its error).
+    #[error("the store takes no writes since {since}: {error}")]
+    StoreUnavailable { since: String, error: String },
     #[error("too many alerts in flight; retry shortly")]
     Overloaded,
     #[error("internal error: {0}")]
@@ -101,9 +104,10 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::NotReady | ApiError::Unavailable(_) | ApiError::Overloaded => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::NotReady
+            | ApiError::Unavailable(_)
+            | ApiError::StoreUnavailable { .. }
+            | ApiError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -123,6 +127,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::NotReady => "not_ready",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::StoreUnavailable { .. } => "store_unavailable",
             ApiError::Overloaded => "overloaded",
             ApiError::Internal(_) => "internal",
         }
@@ -131,7 +136,9 @@ impl ApiError {
     /// Seconds a client should wait before retrying, for 503 answers.
     fn retry_after(&self) -> Option<&'static str> {
         match self {
-            ApiError::Unavailable(_) | ApiError::Overloaded => Some("1"),
+            ApiError::Unavailable(_) | ApiError::StoreUnavailable { .. } | ApiError::Overloaded => {
+                Some("1")
+            }
             ApiError::NotReady => Some("2"),
             _ => None,
         }

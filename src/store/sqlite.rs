@@ -22,10 +22,11 @@ use incident_actors::ports::{
     AttemptRecord, IncidentQuery, Store, StoreError, StoredAlert, WriteBatch,
 };
 use incident_actors::time::Timestamp;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Connection, Sqlite, Transaction};
 
 use super::decode::{self, store_error, AlertColumns};
 use super::deliveries::{self, DeliveryColumns};
@@ -94,6 +95,11 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
+    /// A connection for a write transaction.
+    async fn writer(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
+        self.pool.acquire().await.map_err(store_error)
+    }
+
     /// The connection pool, for tables outside the `Store` port.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -129,7 +135,7 @@ impl SqliteStore {
         Ok(out)
     }
 
-    async fn write(tx: &mut Transaction<'static, Sqlite>, plan: &Plan) -> Result<(), sqlx::Error> {
+    async fn write(tx: &mut Transaction<'_, Sqlite>, plan: &Plan) -> Result<(), sqlx::Error> {
         for r in &plan.incidents {
             sqlx::query(
                 "INSERT INTO incidents (id, fingerprint, status, title, severity, service, labels, \
@@ -275,6 +281,20 @@ impl SqliteStore {
     }
 }
 
+/// After a failed write the connection is closed instead of going back to
+/// the pool. On a full or failing disk (SQLITE_FULL, SQLITE_IOERR) SQLite
+/// rolls the transaction back by itself; sqlx's rollback on drop then
+/// fails, and its connection keeps believing it is inside a transaction,
+/// refusing every later BEGIN ("attempted to call begin_with at non-zero
+/// transaction depth") for good: lim would never recover once the disk
+/// had room again (tests/fault_store.rs). A fresh connection has no such
+/// memory; closing one with a transaction still open rolls it back.
+fn discard_after_failure<T>(conn: &mut PoolConnection<Sqlite>, result: &Result<T, StoreError>) {
+    if result.is_err() {
+        conn.close_on_drop();
+    }
+}
+
 fn db_id(id: IncidentId) -> Result<i64, StoreError> {
     i64::try_from(id.0)
         .map_err(|_| StoreError::Rejected(format!("incident id {id} is out of range")))
@@ -287,14 +307,17 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let plan = plan(batch)?;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(store_error)?;
-        // On error the transaction is dropped, which rolls it back.
-        Self::write(&mut tx, &plan).await.map_err(store_error)?;
-        tx.commit().await.map_err(store_error)
+        let mut conn = self.writer().await?;
+        let result = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            // On error the transaction is dropped, which rolls it back.
+            Self::write(&mut tx, &plan).await?;
+            tx.commit().await
+        }
+        .await
+        .map_err(store_error);
+        discard_after_failure(&mut conn, &result);
+        result
     }
 
     async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
@@ -452,34 +475,44 @@ impl Store for SqliteStore {
         at: Timestamp,
     ) -> Result<(), StoreError> {
         // Read, apply `Delivery::record`, write back, in one transaction.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(store_error)?;
-        apply_attempt(&mut tx, key, outcome, at).await?;
-        tx.commit().await.map_err(store_error)
+        let mut conn = self.writer().await?;
+        let result = async {
+            let mut tx = conn
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(store_error)?;
+            apply_attempt(&mut tx, key, outcome, at).await?;
+            tx.commit().await.map_err(store_error)
+        }
+        .await;
+        discard_after_failure(&mut conn, &result);
+        result
     }
 
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
         if attempts.is_empty() {
             return Ok(());
         }
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(store_error)?;
-        for a in attempts {
-            match apply_attempt(&mut tx, &a.key, &a.outcome, a.at).await {
-                Ok(()) => {}
-                Err(StoreError::Rejected(why)) => {
-                    tracing::warn!(error = %why, "delivery attempt for an unknown key skipped")
+        let mut conn = self.writer().await?;
+        let result = async {
+            let mut tx = conn
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(store_error)?;
+            for a in attempts {
+                match apply_attempt(&mut tx, &a.key, &a.outcome, a.at).await {
+                    Ok(()) => {}
+                    Err(StoreError::Rejected(why)) => {
+                        tracing::warn!(error = %why, "delivery attempt for an unknown key skipped")
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
+            tx.commit().await.map_err(store_error)
         }
-        tx.commit().await.map_err(store_error)
+        .await;
+        discard_after_failure(&mut conn, &result);
+        result
     }
 
     async fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {

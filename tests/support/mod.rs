@@ -79,3 +79,4 @@ pub fn temp_sqlite_url() -> (tempfile::TempDir, String) {
     let url = format!("sqlite://{}", dir.path().join("lim.db").display());
     (dir, url)
 }
+pub mod private_postgres;

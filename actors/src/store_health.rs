@@ -1,0 +1,137 @@
+//! Whether the store takes writes right now, as the last commit and the
+//! last probe saw it.
+//!
+//! The persistence actor records the outcome of every commit; a probe task
+//! (started with the system, every `store_probe_interval`) pings the store
+//! so the state also changes while no write comes in: readiness goes false
+//! when PostgreSQL stops with nobody ingesting, and true again when it is
+//! back, with nobody needing to try first. `/readyz` answers from it, so a
+//! load balancer stops sending to a node whose database is gone. Writes
+//! still go to the store while it is down (each one is the real test of
+//! whether it is back) and fail there, so the contract stays "2xx only
+//! after the commit".
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::ports::{SharedStore, StoreError};
+use crate::time::{SharedClock, Timestamp};
+
+/// Since when the store is down, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StoreDown {
+    pub since: Timestamp,
+    pub error: String,
+}
+
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    /// Read on every ingest: one relaxed load, no lock.
+    down: AtomicBool,
+    detail: Mutex<Option<StoreDown>>,
+}
+
+impl StoreHealth {
+    /// Records a commit's or a probe's outcome. Only `Unavailable` means
+    /// the store is down: a rejected write (an invariant) or a corrupt
+    /// snapshot is that write's problem, not the store's.
+    pub fn record(&self, result: &Result<(), StoreError>, now: Timestamp) {
+        match result {
+            Ok(()) => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    let was = self.detail.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(was) = was {
+                        tracing::warn!(since = %was.since, "store available again");
+                    }
+                }
+            }
+            Err(StoreError::Unavailable(why)) => {
+                let mut detail = self.detail.lock().unwrap_or_else(|e| e.into_inner());
+                match detail.as_mut() {
+                    Some(d) => d.error.clone_from(why),
+                    None => {
+                        tracing::error!(error = %why, "store unavailable");
+                        *detail = Some(StoreDown {
+                            since: now,
+                            error: why.clone(),
+                        });
+                    }
+                }
+                self.down.store(true, Ordering::Relaxed);
+            }
+            Err(_) => {}
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        !self.down.load(Ordering::Relaxed)
+    }
+
+    /// `None` while the store is up.
+    pub fn down(&self) -> Option<StoreDown> {
+        if self.is_up() {
+            return None;
+        }
+        self.detail
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Pings the store every `every` (each ping bounded by the same time) and
+/// records the outcome, until the future is dropped.
+pub(crate) async fn probe(
+    health: &StoreHealth,
+    store: SharedStore,
+    clock: SharedClock,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let result =
+            match tokio::time::timeout(every.max(Duration::from_millis(500)), store.ping()).await {
+                Ok(r) => r,
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "no answer to a ping within {every:?}"
+                ))),
+            };
+        health.record(&result, clock.now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn down_on_unavailable_up_on_success_and_since_is_kept() {
+        let h = StoreHealth::default();
+        assert!(h.is_up());
+        h.record(&Err(StoreError::Rejected("dup".into())), Timestamp(1));
+        assert!(h.is_up(), "a rejected write is not an outage");
+        h.record(
+            &Err(StoreError::Unavailable("refused".into())),
+            Timestamp(2),
+        );
+        h.record(
+            &Err(StoreError::Unavailable("timed out".into())),
+            Timestamp(3),
+        );
+        assert_eq!(
+            h.down(),
+            Some(StoreDown {
+                since: Timestamp(2),
+                error: "timed out".into()
+            })
+        );
+        h.record(&Ok(()), Timestamp(4));
+        assert!(h.is_up());
+        assert_eq!(h.down(), None);
+    }
+}
