@@ -375,7 +375,9 @@ pub trait Store: Send + Sync + 'static {
     async fn timeline(&self, id: IncidentId) -> Result<Vec<TimelineEvent>, StoreError>;
     /// The alert rows of an incident, oldest first.
     async fn alerts(&self, id: IncidentId) -> Result<Vec<StoredAlert>, StoreError>;
-    /// Cheap liveness check of the backend.
+    /// Whether the backend takes a write now: commits one tiny write of its
+    /// own, so a full or read-only disk fails it as well as a server that
+    /// is gone (readiness, `store_health`).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Inserts or replaces a silence (expiring one is saving it with an earlier end).
     async fn save_silence(&self, silence: &Silence) -> Result<(), StoreError>;

@@ -53,6 +53,8 @@ fn is_memory(url: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// `sqlite::memory:`: its one connection is the database.
+    memory: bool,
 }
 
 impl SqliteStore {
@@ -92,7 +94,31 @@ impl SqliteStore {
         }
         .map_err(StoreOpenError::Connect)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            memory: is_memory(url),
+        })
+    }
+
+    /// After a failed write the connection is closed instead of going back
+    /// to the pool. On a full or failing disk (SQLITE_FULL, SQLITE_IOERR)
+    /// SQLite rolls the transaction back by itself; sqlx's rollback on drop
+    /// then fails, and its connection keeps believing it is inside a
+    /// transaction, refusing every later BEGIN ("attempted to call
+    /// begin_with at non-zero transaction depth") for good: lim would never
+    /// recover once the disk had room again (tests/fault_store.rs). A fresh
+    /// connection has no such memory; closing one with a transaction still
+    /// open rolls it back. A rejected write (a constraint) is rolled back
+    /// normally and keeps its connection, and an in-memory database's one
+    /// connection is never closed: it is the database.
+    fn discard_after_failure<T>(
+        &self,
+        conn: &mut PoolConnection<Sqlite>,
+        result: &Result<T, StoreError>,
+    ) {
+        if !self.memory && matches!(result, Err(StoreError::Unavailable(_))) {
+            conn.close_on_drop();
+        }
     }
 
     /// A connection for a write transaction.
@@ -281,20 +307,6 @@ impl SqliteStore {
     }
 }
 
-/// After a failed write the connection is closed instead of going back to
-/// the pool. On a full or failing disk (SQLITE_FULL, SQLITE_IOERR) SQLite
-/// rolls the transaction back by itself; sqlx's rollback on drop then
-/// fails, and its connection keeps believing it is inside a transaction,
-/// refusing every later BEGIN ("attempted to call begin_with at non-zero
-/// transaction depth") for good: lim would never recover once the disk
-/// had room again (tests/fault_store.rs). A fresh connection has no such
-/// memory; closing one with a transaction still open rolls it back.
-fn discard_after_failure<T>(conn: &mut PoolConnection<Sqlite>, result: &Result<T, StoreError>) {
-    if result.is_err() {
-        conn.close_on_drop();
-    }
-}
-
 fn db_id(id: IncidentId) -> Result<i64, StoreError> {
     i64::try_from(id.0)
         .map_err(|_| StoreError::Rejected(format!("incident id {id} is out of range")))
@@ -316,7 +328,7 @@ impl Store for SqliteStore {
         }
         .await
         .map_err(store_error);
-        discard_after_failure(&mut conn, &result);
+        self.discard_after_failure(&mut conn, &result);
         result
     }
 
@@ -389,11 +401,16 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
+        let now = chrono::Utc::now().timestamp_millis();
+        sqlx::query(
+            "INSERT INTO store_probe (id, at) VALUES (1, ?1) \
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(store_error)
     }
 
     async fn save_silence(&self, silence: &Silence) -> Result<(), StoreError> {
@@ -485,7 +502,7 @@ impl Store for SqliteStore {
             tx.commit().await.map_err(store_error)
         }
         .await;
-        discard_after_failure(&mut conn, &result);
+        self.discard_after_failure(&mut conn, &result);
         result
     }
 
@@ -511,7 +528,7 @@ impl Store for SqliteStore {
             tx.commit().await.map_err(store_error)
         }
         .await;
-        discard_after_failure(&mut conn, &result);
+        self.discard_after_failure(&mut conn, &result);
         result
     }
 
