@@ -222,7 +222,19 @@ pub struct HeartbeatArgs {
 
 struct ArmedTimer {
     generation: u64,
+    /// The wall clock and tokio's clock when it was armed (see `now`).
+    armed_at: (Timestamp, tokio::time::Instant),
     handle: TimerHandle,
+}
+
+impl ArmedTimer {
+    /// The wall clock as it would read now had it not jumped since the
+    /// timer was armed: a clock moved back must not postpone a miss, one
+    /// moved forward must not declare a miss early.
+    fn now(&self) -> Timestamp {
+        let (wall, mono) = self.armed_at;
+        wall.plus(mono.elapsed())
+    }
 }
 
 /// A replaced or dropped timer is cancelled (the state is dropped even when
@@ -266,9 +278,9 @@ impl HeartbeatActorState {
         }
     }
 
-    /// Replaces the timer with one for `next_wake` (or none).
-    fn rearm(&mut self, myself: &ActorRef<HeartbeatMsg>) {
-        let now = self.ctx.clock.now();
+    /// Replaces the timer with one for `next_wake` (or none), computed at
+    /// `now` (the wall clock, or a fired timer's own `now`).
+    fn rearm(&mut self, myself: &ActorRef<HeartbeatMsg>, now: Timestamp) {
         let Some(at) = self.next_wake(now) else {
             self.timer = None;
             return;
@@ -278,7 +290,11 @@ impl HeartbeatActorState {
         let delay = at.remaining_from(now);
         let handle = myself.send_after(delay, move || HeartbeatMsg::Timer { generation });
         // Replacing the slot drops (aborts) the previous timer.
-        self.timer = Some(ArmedTimer { generation, handle });
+        self.timer = Some(ArmedTimer {
+            generation,
+            armed_at: (now, tokio::time::Instant::now()),
+            handle,
+        });
     }
 
     fn retry_later(&mut self, now: Timestamp) {
@@ -405,7 +421,7 @@ impl Actor for HeartbeatActor {
         // while down (once), then arm the timer.
         let now = state.ctx.clock.now();
         state.run_due(now).await;
-        state.rearm(&myself);
+        state.rearm(&myself, now);
         Ok(())
     }
 
@@ -449,7 +465,7 @@ impl Actor for HeartbeatActor {
                 if state.resolve_pending {
                     state.run_due(now).await;
                 }
-                state.rearm(&myself);
+                state.rearm(&myself, now);
             }
             HeartbeatMsg::Status(reply) => {
                 let _ = reply.send(state.status());
@@ -458,11 +474,14 @@ impl Actor for HeartbeatActor {
                 if state.timer.as_ref().map(|t| t.generation) != Some(generation) {
                     return Ok(());
                 }
-                // Forget the timer that just fired (its task is done).
-                state.timer = None;
-                let now = state.ctx.clock.now();
+                // Forget the timer that just fired (its task is done); its
+                // time came on tokio's clock, whatever the wall clock did.
+                let Some(fired) = state.timer.take() else {
+                    return Ok(());
+                };
+                let now = fired.now();
                 state.run_due(now).await;
-                state.rearm(&myself);
+                state.rearm(&myself, now);
             }
         }
         Ok(())

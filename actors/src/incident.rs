@@ -11,7 +11,10 @@
 //! Deadlines are absolute wall-clock instants (in the snapshot); the timers
 //! are `send_after` handles derived from them, re-armed after every change
 //! and aborted in `post_stop`. A timer that fires checks its generation, so
-//! a timer replaced by a later one is ignored.
+//! a timer replaced by a later one is ignored. A fired timer's domain
+//! operation runs at the timer's own "now" (the wall time it was armed at
+//! plus tokio's elapsed time), so a wall clock that jumped meanwhile
+//! neither postpones nor hurries it (`crate::time`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -60,8 +63,24 @@ pub struct IncidentArgs {
 
 struct ArmedTimer {
     deadline: Timestamp,
+    /// The wall clock and tokio's clock when it was armed: when it fires,
+    /// "now" is the first plus the second's elapsed time, so a wall clock
+    /// that jumped meanwhile does not change what the timer meant.
+    armed_at: (Timestamp, tokio::time::Instant),
     generation: u64,
     handle: TimerHandle,
+}
+
+impl ArmedTimer {
+    /// The wall clock as it would read now had it not jumped since the
+    /// timer was armed. Its deadline was the wall time then plus a
+    /// duration; tokio's clock (monotonic) says how much of it went by.
+    /// Moved back, the wall clock would postpone an escalation by the
+    /// jump; moved forward, it would fire every later step at once.
+    fn now(&self) -> Timestamp {
+        let (wall, mono) = self.armed_at;
+        wall.plus(mono.elapsed())
+    }
 }
 
 /// A replaced or dropped timer is cancelled. The state is dropped even when
@@ -122,19 +141,20 @@ impl IncidentState {
         // Replacing the slot drops (aborts) the previous timer.
         self.timers[kind.index()] = Some(ArmedTimer {
             deadline,
+            armed_at: (now, tokio::time::Instant::now()),
             generation,
             handle,
         });
     }
 
-    /// Makes the armed timers match the incident's deadlines.
-    fn rearm(&mut self, myself: &ActorRef<IncidentMsg>) {
+    /// Makes the armed timers match the incident's deadlines, computed at
+    /// `now` (the wall clock, or a fired timer's own `now`).
+    fn rearm(&mut self, myself: &ActorRef<IncidentMsg>, now: Timestamp) {
         let deadlines = self
             .incident
             .as_ref()
             .map(|i| i.deadlines())
             .unwrap_or_default();
-        let now = self.ctx.clock.now();
         for kind in TimerKind::ALL {
             let armed = self.timers[kind.index()].as_ref().map(|t| t.deadline);
             match (armed, wanted(&deadlines, kind)) {
@@ -252,6 +272,7 @@ async fn commit_and_apply(
     state: &mut IncidentState,
     mut next: Incident,
     change: Change,
+    now: Timestamp,
 ) -> Result<(), StoreError> {
     if change.is_empty() {
         state.incident = Some(next);
@@ -263,7 +284,6 @@ async fn commit_and_apply(
         .as_ref()
         .map(|i| i.paged.clone())
         .unwrap_or_default();
-    let now = state.ctx.clock.now();
     let deliveries = plan_deliveries(&next, &paged_before, &change, now);
     commit(&state.ctx, &next, &change, deliveries.clone()).await?;
     if next.status == IncidentStatus::Triggered {
@@ -297,7 +317,7 @@ async fn commit_and_apply(
         }
     }
     state.incident = Some(next);
-    state.rearm(myself);
+    state.rearm(myself, now);
     if resolved {
         state.close();
     }
@@ -390,7 +410,8 @@ impl Actor for IncidentActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         // Re-arm what the snapshot had; a deadline already past fires at once.
-        state.rearm(&myself);
+        let now = state.ctx.clock.now();
+        state.rearm(&myself, now);
         Ok(())
     }
 
@@ -465,7 +486,7 @@ async fn handle_message(
                     matches!(&applied, Ok((IngestAction::Unchanged, c)) if c.is_empty()),
                     "a plain repeat changed state: {applied:?}"
                 );
-                state.rearm(&myself);
+                state.rearm(&myself, now);
                 touch(state, expiry_before);
                 let _ = reply.send(Ok(IngestOutcome {
                     fingerprint,
@@ -501,11 +522,11 @@ async fn handle_message(
                 .incident
                 .as_ref()
                 .and_then(|i| i.deadlines().alert_expiry);
-            let result = commit_and_apply(&myself, state, next, change)
+            let result = commit_and_apply(&myself, state, next, change, now)
                 .instrument(span)
                 .await;
             if repeat {
-                state.rearm(&myself);
+                state.rearm(&myself, now);
                 touch(state, expiry_before);
             }
             let created_failed = result.is_err() && state.incident.is_none();
@@ -542,7 +563,7 @@ async fn handle_message(
                 });
             let result = match change {
                 Err(e) => Err(CommandError::from(e)),
-                Ok(change) => commit_and_apply(&myself, state, next, change)
+                Ok(change) => commit_and_apply(&myself, state, next, change, now)
                     .await
                     .map_err(CommandError::from)
                     .and_then(|()| {
@@ -558,13 +579,16 @@ async fn handle_message(
             if !state.timer_is_current(kind, generation) {
                 return Ok(());
             }
-            // Forget the timer that just fired (its task is done).
-            state.timers[kind.index()] = None;
+            // Forget the timer that just fired (its task is done); its
+            // deadline came on tokio's clock, whatever the wall clock did.
+            let Some(fired) = state.timers[kind.index()].take() else {
+                return Ok(());
+            };
+            let now = fired.now();
             let Some(current) = &state.incident else {
                 return Ok(());
             };
             let mut next = current.clone();
-            let now = state.ctx.clock.now();
             let change = match kind {
                 TimerKind::Escalation => {
                     let config = &state.ctx.config;
@@ -574,14 +598,14 @@ async fn handle_message(
                 TimerKind::AckExpiry => next.expire_ack(now),
                 TimerKind::AlertExpiry => next.expire_alerts(now),
             };
-            if let Err(e) = commit_and_apply(&myself, state, next, change).await {
+            if let Err(e) = commit_and_apply(&myself, state, next, change, now).await {
                 // The step did not happen; try again shortly rather than drop it.
                 tracing::warn!(incident_id = state.id.0, error = %e, "timer commit failed; retrying");
                 state.arm(&myself, kind, now.plus(TIMER_RETRY), now);
             } else {
-                // A fired timer whose deadline did not pass yet (wall
-                // clock moved back) is simply armed again.
-                state.rearm(&myself);
+                // Whatever the step left due (nothing changed: the same
+                // deadline again) is armed from the timer's own "now".
+                state.rearm(&myself, now);
             }
         }
         IncidentMsg::Retire => myself.stop(None),

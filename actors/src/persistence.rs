@@ -152,7 +152,7 @@ impl PersistenceState {
         let watch = &self.ctx.commit_watch;
         watch.started(self.ctx.clock.now(), size, batch.touches.len());
         let result = store.commit(&batch).await;
-        self.ctx.store_health.record(&result, self.ctx.clock.now());
+        self.ctx.store_health.record(&result, &*self.ctx.clock);
         self.last_commit = Some((started.elapsed(), self.ctx.clock.now()));
         if result.is_err() {
             self.failed_commits += 1;

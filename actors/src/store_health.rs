@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::ports::{SharedStore, StoreError};
-use crate::time::{SharedClock, Timestamp};
+use crate::time::{Clock, SharedClock, Timestamp};
 
 /// Since when the store is down, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -37,8 +37,9 @@ pub struct StoreHealth {
 impl StoreHealth {
     /// Records a commit's or a probe's outcome. Only `Unavailable` means
     /// the store is down: a rejected write (an invariant) or a corrupt
-    /// snapshot is that write's problem, not the store's.
-    pub fn record(&self, result: &Result<(), StoreError>, now: Timestamp) {
+    /// snapshot is that write's problem, not the store's. The clock is read
+    /// only when the store goes down (to say since when).
+    pub fn record(&self, result: &Result<(), StoreError>, clock: &dyn Clock) {
         match result {
             Ok(()) => {
                 if self.down.swap(false, Ordering::Relaxed) {
@@ -55,7 +56,7 @@ impl StoreHealth {
                     None => {
                         tracing::error!(error = %why, "store unavailable");
                         *detail = Some(StoreDown {
-                            since: now,
+                            since: clock.now(),
                             error: why.clone(),
                         });
                     }
@@ -101,7 +102,7 @@ pub(crate) async fn probe(
                     "no answer to a ping within {every:?}"
                 ))),
             };
-        health.record(&result, clock.now());
+        health.record(&result, &*clock);
     }
 }
 
@@ -109,20 +110,21 @@ pub(crate) async fn probe(
 mod tests {
     use super::*;
 
+    struct At(i64);
+    impl Clock for At {
+        fn now(&self) -> Timestamp {
+            Timestamp(self.0)
+        }
+    }
+
     #[test]
     fn down_on_unavailable_up_on_success_and_since_is_kept() {
         let h = StoreHealth::default();
         assert!(h.is_up());
-        h.record(&Err(StoreError::Rejected("dup".into())), Timestamp(1));
+        h.record(&Err(StoreError::Rejected("dup".into())), &At(1));
         assert!(h.is_up(), "a rejected write is not an outage");
-        h.record(
-            &Err(StoreError::Unavailable("refused".into())),
-            Timestamp(2),
-        );
-        h.record(
-            &Err(StoreError::Unavailable("timed out".into())),
-            Timestamp(3),
-        );
+        h.record(&Err(StoreError::Unavailable("refused".into())), &At(2));
+        h.record(&Err(StoreError::Unavailable("timed out".into())), &At(3));
         assert_eq!(
             h.down(),
             Some(StoreDown {
@@ -130,7 +132,7 @@ mod tests {
                 error: "timed out".into()
             })
         );
-        h.record(&Ok(()), Timestamp(4));
+        h.record(&Ok(()), &At(4));
         assert!(h.is_up());
         assert_eq!(h.down(), None);
     }

@@ -5,6 +5,15 @@
 //! timers it had. Timers themselves run on tokio's clock (`send_after`), so
 //! tests drive them with tokio's paused clock; `TokioClock` derives wall time
 //! from tokio's clock so both advance together in those tests.
+//!
+//! The wall clock may jump (NTP stepping it, a VM resumed, `date -s`);
+//! tokio's clock does not. An armed timer keeps the wall time and tokio's
+//! instant it was armed at, and when it fires its "now" is that wall time
+//! plus tokio's elapsed time: a 5-minute step fires 5 minutes later and
+//! records the time it would have read, whatever the wall clock did
+//! meanwhile (`actors/tests/clock_jumps.rs`). A restart reads deadlines
+//! against the wall clock as it is then: that is all a stored wall-clock
+//! instant can mean.
 
 use std::fmt;
 use std::sync::Arc;

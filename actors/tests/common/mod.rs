@@ -1,9 +1,10 @@
 //! Shared fixtures for the core's actor tests: an in-memory store, a clock
 //! that follows tokio's paused time (and can be told to panic, to crash an
-//! incident actor on purpose), and a channel that records what it delivered.
+//! incident actor on purpose, or to jump, as a wall clock set by hand or by
+//! NTP does), and a channel that records what it delivered.
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,10 +19,13 @@ use incident_actors::{spawn_system, System, SystemConfig, SystemDeps};
 
 pub const T0: Timestamp = Timestamp(1_800_000_000_000);
 
-/// Tokio-derived wall clock; `panic_next(n)` makes the next `n` reads panic.
+/// Tokio-derived wall clock; `panic_next(n)` makes the next `n` reads
+/// panic; `jump(ms)` moves it (and only it: tokio's clock, which timers run
+/// on, does not jump).
 pub struct TestClock {
     inner: TokioClock,
     panics: AtomicUsize,
+    offset_ms: AtomicI64,
 }
 
 impl TestClock {
@@ -29,7 +33,13 @@ impl TestClock {
         Arc::new(TestClock {
             inner: TokioClock::starting_at(T0),
             panics: AtomicUsize::new(0),
+            offset_ms: AtomicI64::new(0),
         })
+    }
+
+    /// Sets the wall clock forward (positive) or back (negative).
+    pub fn jump(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
     }
 
     pub fn panic_next(&self, n: usize) {
@@ -46,7 +56,7 @@ impl Clock for TestClock {
         {
             panic!("injected fault: clock read panicked");
         }
-        self.inner.now()
+        Timestamp(self.inner.now().0 + self.offset_ms.load(Ordering::SeqCst))
     }
 }
 
