@@ -148,7 +148,9 @@ fn wall_clock(tz: Tz, at: Timestamp) -> NaiveDateTime {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256)
+    ))]
 
     #[test]
     fn the_answer_is_someone_the_schedule_names(s in schedule(), at in instant()) {
@@ -166,8 +168,23 @@ proptest! {
             .any(|r| rotation_start(r, s.time_zone).is_some_and(|first| first <= at));
         let overridden = s.overrides.iter().any(|o| o.contains(at));
         prop_assert_eq!(users.len() == 1, started || overridden);
-        if let Some(o) = s.overrides.iter().rev().find(|o| o.contains(at)) {
-            prop_assert_eq!(&users, &vec![o.user.clone()]);
+        match s.overrides.iter().rev().find(|o| o.contains(at)) {
+            // The last override listed that covers the instant wins.
+            Some(o) => prop_assert_eq!(&users, &vec![o.user.clone()]),
+            // Otherwise a later rotation is a layer over the earlier ones:
+            // the last one already started decides.
+            None => {
+                let top = s
+                    .rotations
+                    .iter()
+                    .rev()
+                    .find(|r| rotation_start(r, s.time_zone).is_some_and(|first| first <= at));
+                let expected: Vec<String> = top
+                    .and_then(|r| shift_at(r, s.time_zone, at))
+                    .map(|shift| vec![shift.user])
+                    .unwrap_or_default();
+                prop_assert_eq!(&users, &expected);
+            }
         }
     }
 
