@@ -123,15 +123,28 @@ fn summary(kind: &str, s: &Value) -> String {
             }
             line
         }
-        "router" => format!(
-            "{} open ({} triggered, {} acknowledged) · next id {} · {} silences · {} restarts",
-            num(s, "index_size"),
-            num(s, "triggered"),
-            num(s, "acknowledged"),
-            num(s, "next_id"),
-            num(s, "silences"),
-            num(s, "incident_restarts"),
-        ),
+        "router" => {
+            let mut line = format!(
+                "{} open ({} triggered, {} acknowledged) · next id {} · {} silences · {} restarts",
+                num(s, "index_size"),
+                num(s, "triggered"),
+                num(s, "acknowledged"),
+                num(s, "next_id"),
+                num(s, "silences"),
+                num(s, "incident_restarts"),
+            );
+            // Incidents whose actor kept failing: no actor, so no child line.
+            for q in s["quarantined"].as_array().into_iter().flatten() {
+                let _ = write!(
+                    line,
+                    " · QUARANTINED incident-{} ({} failures: {})",
+                    num(q, "incident_id"),
+                    num(q, "failures"),
+                    q["error"].as_str().unwrap_or("-"),
+                );
+            }
+            line
+        }
         "incident" => {
             let mut line = format!(
                 "{} · step {} pass {}",

@@ -457,6 +457,8 @@ async fn handle_message(
     msg: IncidentMsg,
     state: &mut IncidentState,
 ) -> Result<(), ActorProcessingErr> {
+    #[cfg(test)]
+    poison::check(&state.ctx.names.root(), state.id);
     match msg {
         IncidentMsg::Ingest { alert, reply, span } => {
             if state.closing {
@@ -621,4 +623,37 @@ async fn handle_message(
         }
     }
     Ok(())
+}
+
+/// Fault injection for the core's own unit tests (compiled only there):
+/// incidents whose actor panics on every message, as a snapshot or an
+/// alert that trips a bug would make it (`router`'s quarantine tests).
+#[cfg(test)]
+pub(crate) mod poison {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+
+    use crate::domain::IncidentId;
+
+    /// (the system's root name, incident id): tests run side by side.
+    static POISONED: Mutex<BTreeSet<(String, u64)>> = Mutex::new(BTreeSet::new());
+
+    pub fn set(system: &str, id: IncidentId, poisoned: bool) {
+        let mut p = POISONED.lock().unwrap();
+        if poisoned {
+            p.insert((system.to_string(), id.0));
+        } else {
+            p.remove(&(system.to_string(), id.0));
+        }
+    }
+
+    pub fn check(system: &str, id: IncidentId) {
+        if POISONED
+            .lock()
+            .unwrap()
+            .contains(&(system.to_string(), id.0))
+        {
+            panic!("injected fault: incident {id} is poisoned");
+        }
+    }
 }

@@ -188,6 +188,19 @@ pub struct RouterView {
     pub silences: usize,
     /// Incident actors restarted after a failure since the router started.
     pub incident_restarts: u64,
+    /// Incidents whose actor failed beyond the restart intensity.
+    pub quarantined: Vec<QuarantinedView>,
+}
+
+/// An incident the router stopped restarting (see `router`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QuarantinedView {
+    pub incident_id: IncidentId,
+    /// Failures within the restart window that got it quarantined.
+    pub failures: usize,
+    pub since: Timestamp,
+    /// The last failure's error.
+    pub error: String,
 }
 
 pub struct RouterPage {

@@ -73,6 +73,8 @@ pub struct CoreMetrics {
     pub commit_latency: Histogram,
     /// `lim_persistence_pending_writes`.
     pub pending_writes: IntGauge,
+    /// `lim_incidents_quarantined`: incidents whose actor kept failing.
+    pub quarantined: IntGauge,
     /// `lim_notifier_deliveries{channel,state}` (state: queued, in_flight, retrying).
     pub notifier_queue: IntGaugeVec,
     /// `lim_open_incidents{status,service}`, set from the board when scraped.
@@ -156,6 +158,12 @@ impl CoreMetrics {
             pending_writes: gauge(
                 "lim_persistence_pending_writes",
                 "Incident writes waiting for the next group commit",
+            )?,
+            quarantined: gauge(
+                "lim_incidents_quarantined",
+                "Open incidents whose actor failed more often than the restart intensity allows: \
+                 no actor runs them, their alerts and commands are refused (503) until an \
+                 operator restarts them",
             )?,
             notifier_queue: gauge_vec(
                 "lim_notifier_deliveries",

@@ -8,9 +8,20 @@
 //!
 //! Supervision: an incident that stops normally (resolved, retired) is
 //! forgotten; one that fails is restarted from its last committed snapshot,
-//! at most `restart.max_restarts` times in `restart.within` per incident;
-//! beyond that the router fails, escalating to the root supervisor, which
-//! restarts the router (and so rehydrates every incident from the store).
+//! at most `restart.max_restarts` times in `restart.within` per incident.
+//! Beyond that the failure is the incident's own (a snapshot or an alert
+//! that makes its actor panic every time), so the router quarantines it
+//! rather than fail itself: escalating to the root would restart the router
+//! and rehydrate every incident, and with the poison incident back the
+//! loop would take the whole process down within minutes. A quarantined
+//! incident has no actor; alerts and commands for it are refused with 503
+//! (nothing accepted is lost: senders retry), its timeline gets a note
+//! saying why, `lim_incidents_quarantined` and the router's node in the
+//! actor tree show it with its last error and an error is logged. Every
+//! other incident keeps running. An operator's restart
+//! (`POST /v1/actors/incident-N/restart`) brings it back from its snapshot
+//! with a fresh restart allowance. The router itself still fails on its
+//! own errors (a store it cannot read at start), which the root handles.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -18,11 +29,11 @@ use std::sync::Arc;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::domain::{
-    Alert, AlertStatus, Fingerprint, Incident, IncidentId, IncidentStatus, IngestAction,
-    RestartIntensity, Silence, SilenceId, SilenceState, TransitionError,
+    Alert, AlertStatus, Attribution, Fingerprint, Incident, IncidentId, IncidentStatus,
+    IngestAction, Interface, RestartIntensity, Silence, SilenceId, SilenceState, TransitionError,
 };
 use crate::incident::{commit, IncidentActor, IncidentArgs};
-use crate::inspect::{ChildQuery, IncidentChild, RouterPage, RouterView};
+use crate::inspect::{ChildQuery, IncidentChild, QuarantinedView, RouterPage, RouterView};
 use crate::messages::{
     CommandError, IncidentCommand, IncidentMsg, IngestError, IngestOutcome, PersistenceMsg,
     RouterMsg,
@@ -60,6 +71,18 @@ pub struct RouterState {
     acknowledged: usize,
     /// Incident actors restarted after a failure since this router started.
     failure_restarts: u64,
+    /// Incidents whose actor failed beyond the restart intensity, by key
+    /// (alerts for them are refused, not routed to a new incident).
+    quarantined: HashMap<Fingerprint, QuarantinedView>,
+}
+
+/// The refusal an alert or a command for a quarantined incident gets.
+fn quarantined_refusal(q: &QuarantinedView) -> String {
+    format!(
+        "incident {} is quarantined: its actor failed {} times in a row ({}); nothing for it \
+         is accepted until an operator restarts it (POST /v1/actors/incident-{}/restart)",
+        q.incident_id, q.failures, q.error, q.incident_id.0
+    )
 }
 
 impl RouterState {
@@ -139,6 +162,11 @@ impl RouterState {
             next_id: self.next_id,
             silences: self.silences.len(),
             incident_restarts: self.failure_restarts,
+            quarantined: {
+                let mut q: Vec<QuarantinedView> = self.quarantined.values().cloned().collect();
+                q.sort_by_key(|q| q.incident_id);
+                q
+            },
         };
         let matching = match q.status {
             None => open,
@@ -152,6 +180,10 @@ impl RouterState {
             children,
             matching,
         }
+    }
+
+    fn quarantined_by_id(&self, id: IncidentId) -> Option<(&Fingerprint, &QuarantinedView)> {
+        self.quarantined.iter().find(|(_, q)| q.incident_id == id)
     }
 
     fn allocate_id(&mut self) -> IncidentId {
@@ -229,6 +261,43 @@ async fn command_on_closed(
     Ok(incident)
 }
 
+/// Stops restarting an incident whose actor keeps failing (see the module
+/// header) and writes why on its timeline. The note is committed off the
+/// router's loop, by a task: if what poisons the incident also breaks
+/// that, only the task fails.
+fn quarantine(state: &mut RouterState, id: IncidentId, key: Fingerprint, error: String) {
+    let failures = state.ctx.config.restart.max_restarts + 1;
+    state.remove(id, key);
+    state.restarts.remove(&id);
+    let q = QuarantinedView {
+        incident_id: id,
+        failures,
+        since: state.ctx.clock.now(),
+        error,
+    };
+    tracing::error!(
+        incident_id = id.0,
+        failures,
+        error = %q.error,
+        "incident actor keeps failing: quarantined; its alerts and commands are refused until an operator restarts it"
+    );
+    state.ctx.metrics.quarantined.inc();
+    let text = format!(
+        "lim quarantined this incident: its actor failed {failures} times within {:?} (last \
+         error: {}). No escalation runs and its alerts are refused (503) until an operator \
+         restarts it: lim actors restart incident-{}",
+        state.ctx.config.restart.within, q.error, id.0
+    );
+    state.quarantined.insert(key, q);
+    let ctx = state.ctx.clone();
+    tokio::spawn(async move {
+        let by = Attribution::new("lim", Interface::System);
+        if let Err(e) = command_on_closed(&ctx, id, IncidentCommand::Note(by, text)).await {
+            tracing::error!(incident_id = id.0, error = %e, "cannot record the quarantine on the timeline");
+        }
+    });
+}
+
 /// An operator's restart of one incident actor: it is stopped (after the
 /// message in hand, so no commit is cut short), its writes still queued
 /// in the persistence actor are committed, and a new actor starts from the
@@ -242,6 +311,9 @@ async fn restart(
     state: &mut RouterState,
     id: IncidentId,
 ) -> Result<ActorRef<IncidentMsg>, CommandError> {
+    if let Some((&key, _)) = state.quarantined_by_id(id) {
+        return restart_quarantined(myself, state, id, key).await;
+    }
     let Some(open) = state.by_id.get(&id) else {
         return Err(CommandError::NotFound(id));
     };
@@ -281,6 +353,33 @@ async fn restart(
     Ok(actor)
 }
 
+/// An operator's restart of a quarantined incident: a new actor from its
+/// snapshot, with a fresh restart allowance.
+async fn restart_quarantined(
+    myself: &ActorRef<RouterMsg>,
+    state: &mut RouterState,
+    id: IncidentId,
+    key: Fingerprint,
+) -> Result<ActorRef<IncidentMsg>, CommandError> {
+    let snapshot = state.ctx.store.get_incident(id).await?;
+    let Some(status) = snapshot.as_ref().map(|s| s.status).filter(|s| s.is_open()) else {
+        state.quarantined.remove(&key);
+        state.ctx.metrics.quarantined.dec();
+        return Err(CommandError::NotFound(id));
+    };
+    let actor = spawn_incident(myself, &state.ctx, id, key, snapshot, 0)
+        .await
+        .map_err(|e| CommandError::Unavailable(format!("cannot start incident actor: {e}")))?;
+    state.quarantined.remove(&key);
+    state.ctx.metrics.quarantined.dec();
+    state.insert(id, key, actor.clone(), status, 0);
+    tracing::warn!(
+        incident_id = id.0,
+        "quarantined incident restarted by an operator"
+    );
+    Ok(actor)
+}
+
 impl Actor for RouterActor {
     type Msg = RouterMsg;
     type State = RouterState;
@@ -312,6 +411,7 @@ impl Actor for RouterActor {
             silences: live_silences(silences, ctx.clock.now()),
             acknowledged: 0,
             failure_restarts: 0,
+            quarantined: HashMap::new(),
         };
         let count = open.len();
         for incident in open {
@@ -336,6 +436,10 @@ impl Actor for RouterActor {
         match msg {
             RouterMsg::Ingest { alert, reply, span } => {
                 let key = alert.incident_key();
+                if let Some(q) = state.quarantined.get(&key) {
+                    let _ = reply.send(Err(IngestError::Unavailable(quarantined_refusal(q))));
+                    return Ok(());
+                }
                 let msg = IncidentMsg::Ingest { alert, reply, span };
                 if let Some(entry) = state.by_key.get(&key) {
                     // A retired incident leaves the index before it stops, so
@@ -387,6 +491,10 @@ impl Actor for RouterActor {
                 }
             }
             RouterMsg::Command { id, command, reply } => {
+                if let Some((_, q)) = state.quarantined_by_id(id) {
+                    let _ = reply.send(Err(CommandError::Unavailable(quarantined_refusal(q))));
+                    return Ok(());
+                }
                 if let Some(open) = state.by_id.get(&id) {
                     if let Err(ractor::MessagingErr::SendErr(IncidentMsg::Command {
                         reply, ..
@@ -411,6 +519,10 @@ impl Actor for RouterActor {
                 command,
                 reply,
             } => match state.by_key.get(&key) {
+                _ if state.quarantined.contains_key(&key) => {
+                    let q = &state.quarantined[&key];
+                    let _ = reply.send(Err(CommandError::Unavailable(quarantined_refusal(q))));
+                }
                 Some(entry) => {
                     if let Err(ractor::MessagingErr::SendErr(IncidentMsg::Command {
                         reply, ..
@@ -490,11 +602,9 @@ impl Actor for RouterActor {
                     .or_default()
                     .allow(state.ctx.config.restart, tokio::time::Instant::now());
                 if !allowed {
-                    return Err(format!(
-                        "incident {id} failed more than {} times in {:?}; escalating",
-                        state.ctx.config.restart.max_restarts, state.ctx.config.restart.within
-                    )
-                    .into());
+                    let error = err.to_string();
+                    quarantine(state, id, key, error);
+                    return Ok(());
                 }
                 let restarts = state.remove(id, key).map_or(0, |o| o.restarts) + 1;
                 state.failure_restarts += 1;
@@ -521,3 +631,7 @@ impl Actor for RouterActor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "router_quarantine_tests.rs"]
+mod quarantine_tests;

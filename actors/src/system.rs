@@ -260,7 +260,7 @@ pub(crate) async fn call_router(
 /// The handle to a running system. Cheap to clone.
 #[derive(Clone)]
 pub struct System {
-    ctx: Arc<CoreContext>,
+    pub(crate) ctx: Arc<CoreContext>,
     root: ActorRef<crate::messages::SupervisorMsg>,
     stopped: watch::Receiver<bool>,
     silences_lock: Arc<tokio::sync::Mutex<()>>,

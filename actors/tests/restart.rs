@@ -1,6 +1,7 @@
 //! Rehydration and supervision: a new system on the same store brings back
 //! every open incident with its timers; a crashed incident actor comes back
-//! from its snapshot; the restart-intensity limit escalates.
+//! from its snapshot; beyond the restart intensity it is quarantined (the
+//! router and every other incident keep running).
 
 mod common;
 
@@ -10,6 +11,7 @@ use common::*;
 use incident_actors::domain::{
     AlertStatus, Attribution, IncidentStatus, IngestAction, Interface, RestartPolicy,
 };
+use incident_actors::messages::CommandError;
 use incident_actors::SystemConfig;
 
 #[tokio::test(start_paused = true)]
@@ -133,7 +135,7 @@ async fn a_panicking_incident_comes_back_from_its_snapshot_with_its_timers() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn restart_intensity_escalates_to_the_router_then_to_the_root() {
+async fn beyond_the_restart_intensity_the_incident_is_quarantined_not_the_router() {
     let config = SystemConfig {
         restart: RestartPolicy {
             max_restarts: 1,
@@ -143,6 +145,7 @@ async fn restart_intensity_escalates_to_the_router_then_to_the_root() {
     };
     let h = start(config).await;
     let id = open_incident(&h.system, "A").await;
+    let other = open_incident(&h.system, "B").await;
     settle().await;
     let router_before = h.system.router_id().unwrap();
     let crash = || async {
@@ -155,20 +158,36 @@ async fn restart_intensity_escalates_to_the_router_then_to_the_root() {
     };
 
     crash().await; // restart 1 of the incident: allowed
-    assert_eq!(h.system.router_id(), Some(router_before));
-    crash().await; // restart 2: over the limit, the router fails; the root restarts it
-    let router_after = h.system.router_id().expect("router restarted by the root");
-    assert_ne!(router_after, router_before);
+    assert!(h.system.live_incident(id).await.is_some(), "restarted");
+    crash().await; // failure 2 within the window: quarantined
+    assert_eq!(
+        h.system.router_id(),
+        Some(router_before),
+        "the router keeps running"
+    );
     assert!(h.system.is_running());
     assert!(
-        h.system.live_incident(id).await.is_some(),
-        "rehydrated by the new router"
+        h.system.live_incident(id).await.is_none(),
+        "no actor runs it"
     );
-
-    crash().await; // new router: incident restart allowed again
-    crash().await; // router fails again within the window: the root gives up
-    tokio::time::timeout(Duration::from_secs(5), h.system.stopped())
-        .await
-        .expect("the system stops when the root's intensity is exceeded");
-    assert!(!h.system.is_running());
+    assert!(
+        h.system.live_incident(other).await.is_some(),
+        "the others do"
+    );
+    let refused = h
+        .system
+        .acknowledge(id, Attribution::new("x", Interface::Api))
+        .await;
+    assert!(
+        matches!(&refused, Err(CommandError::Unavailable(why)) if why.contains("quarantined")),
+        "{refused:?}"
+    );
+    // An operator's restart brings it back, with its allowance renewed.
+    h.system.restart_incident_actor(id).await.unwrap();
+    crash().await;
+    assert!(
+        h.system.live_incident(id).await.is_some(),
+        "restarted again"
+    );
+    h.system.shutdown().await;
 }
