@@ -272,10 +272,53 @@ async fn check_stored(http: &reqwest::Client, lim: &LimProcess, outcomes: &[Outc
     }
 }
 
+/// A policy paging every second, so escalation steps fall due while the
+/// store is down.
+fn paging_every_second(dir: &Path) -> PathBuf {
+    let path = dir.join("lim.toml");
+    std::fs::write(
+        &path,
+        "[escalation]\nrepeat = 1000\n\n[[escalation.steps]]\ndelay = \"1s\"\ntargets = [\"console\"]\n",
+    )
+    .unwrap();
+    path
+}
+
+/// Waits until incident `id` records a page after `after` (RFC 3339):
+/// its escalation goes on.
+async fn pages_after(http: &reqwest::Client, lim: &LimProcess, id: u64, after: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: Value = http
+            .get(lim.url(&format!("/v1/incidents/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let paged_since = v["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["type"] == "notified" && e["at"].as_str().is_some_and(|at| at > after));
+        if paged_since {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "incident {id} escalates again after the outage: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_mid_load_refuses_then_recovers_without_a_restart() {
     let pg = PrivatePostgres::start();
-    let lim = LimProcess::start(binary(), &pg.url("lim"), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = paging_every_second(dir.path());
+    let lim = LimProcess::start(binary(), &pg.url("lim"), Some(&config)).await;
     let pid = lim.pid();
     let http = reqwest::Client::new();
     let load = Load::start(&lim, 8);
