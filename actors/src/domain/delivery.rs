@@ -631,6 +631,27 @@ mod tests {
     }
 
     #[test]
+    fn a_pass_of_zero_delay_steps_reaching_nobody_still_waits() {
+        let mut d = directory();
+        d.channels.clear();
+        d.users.clear();
+        let mut p = policy();
+        p.repeat = 3;
+        p.steps[1].delay = Duration::ZERO;
+        let mut i = open();
+        let change = i.fire_escalation_to(&p, Timestamp(0), &d);
+        assert_eq!(change.events.len(), 2, "one pass: two steps noted");
+        assert_eq!(
+            i.escalation.next_at,
+            Some(Timestamp(60_000)),
+            "at least NOBODY_RETRY, not at once"
+        );
+        // Due at once it would fire again: it is not due.
+        let again = i.fire_escalation_to(&p, Timestamp(0), &d);
+        assert!(again.events.is_empty(), "no burst of passes");
+    }
+
+    #[test]
     fn a_person_reached_through_two_targets_of_a_step_is_paged_once() {
         let mut p = policy();
         p.steps[0].targets = vec![Target::User("alice".into()), Target::Team("ml".into())];

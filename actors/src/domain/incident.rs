@@ -18,6 +18,10 @@ use super::fingerprint::Fingerprint;
 use super::policy::{EscalationPolicy, EscalationState, StepFired, Target};
 use crate::time::Timestamp;
 
+/// The least wait after a whole pass of the policy reached nobody, before
+/// it is tried again (someone may have come on call meanwhile).
+pub const NOBODY_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
@@ -614,6 +618,16 @@ impl Incident {
             }
             passed += 1;
             if passed >= policy.steps.len() {
+                // The wait is the last step's delay, but never less than
+                // `NOBODY_RETRY`: with a zero delay the timer would be due
+                // at once and the next passes would follow in a burst.
+                let floor = now.plus(NOBODY_RETRY);
+                if self.escalation.next_at.is_some_and(|at| at < floor) {
+                    self.escalation.next_at = Some(floor);
+                    if let Some(last) = change.fired.last_mut() {
+                        last.next_at = Some(floor);
+                    }
+                }
                 break;
             }
             self.escalation.next_at = Some(now);
