@@ -10,7 +10,7 @@
 mod lim_process;
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -155,32 +155,8 @@ async fn crash_and_recover(database_url: &str, load: Load) {
     let lim = LimProcess::start(binary(), database_url, Some(&config)).await;
 
     // Every acknowledged alert is stored, in the incident it was acknowledged with.
-    let mut by_incident: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
-    for (fp, id) in &acked {
-        by_incident.entry(*id).or_default().insert(fp.clone());
-    }
-    for (id, fps) in &by_incident {
-        let v: Value = client
-            .get(lim.url(&format!("/v1/incidents/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let stored: BTreeSet<String> = v["alerts"]
-            .as_array()
-            .unwrap_or_else(|| panic!("incident {id} missing after restart: {v}"))
-            .iter()
-            .map(|a| a["fingerprint"].as_str().unwrap().to_string())
-            .collect();
-        for fp in fps {
-            assert!(
-                stored.contains(fp),
-                "acknowledged alert {fp} of incident {id} lost"
-            );
-        }
-    }
+    lim_process::assert_acknowledged_alerts_stored(&client, &lim, acked.iter().cloned()).await;
+    let by_incident: BTreeSet<u64> = acked.iter().map(|(_, id)| *id).collect();
 
     // No fingerprint has two open incidents.
     let open = all_open(&client, &lim).await;

@@ -16,7 +16,6 @@
 mod lim_process;
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -247,29 +246,8 @@ fn check_refusals(outcomes: &[Outcome], strict: bool) {
 
 /// Every acknowledged alert is stored in the incident it was acknowledged with.
 async fn check_stored(http: &reqwest::Client, lim: &LimProcess, outcomes: &[Outcome]) {
-    let mut by_incident: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
-    for (fp, id) in outcomes.iter().filter_map(|o| o.stored.clone()) {
-        by_incident.entry(id).or_default().insert(fp);
-    }
-    for (id, fps) in &by_incident {
-        let v: Value = http
-            .get(lim.url(&format!("/v1/incidents/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let stored: BTreeSet<String> = v["alerts"]
-            .as_array()
-            .unwrap_or_else(|| panic!("acknowledged incident {id} missing: {v}"))
-            .iter()
-            .map(|a| a["fingerprint"].as_str().unwrap().to_string())
-            .collect();
-        for fp in fps {
-            assert!(stored.contains(fp), "acknowledged alert {fp} of {id} lost");
-        }
-    }
+    let acked = outcomes.iter().filter_map(|o| o.stored.clone());
+    lim_process::assert_acknowledged_alerts_stored(http, lim, acked).await;
 }
 
 /// A policy paging every second, so escalation steps fall due while the
@@ -289,14 +267,7 @@ fn paging_every_second(dir: &Path) -> PathBuf {
 async fn pages_after(http: &reqwest::Client, lim: &LimProcess, id: u64, after: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let v: Value = http
-            .get(lim.url(&format!("/v1/incidents/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = lim_process::get_json(http, lim, &format!("/v1/incidents/{id}")).await;
         let paged_since = v["timeline"]
             .as_array()
             .into_iter()
@@ -334,11 +305,16 @@ async fn postgres_stopped_mid_load_refuses_then_recovers_without_a_restart() {
     load.enter(AFTER);
     pg.start_again();
     readyz_becomes(&http, &lim, 200, "PostgreSQL back").await;
+    let back_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     load.wait_acked(AFTER, 300, "after PostgreSQL came back")
         .await;
     let outcomes = load.finish().await;
     assert_eq!(lim.pid(), pid, "lim recovered without a restart");
     check_contract(&http, &lim, &outcomes, true).await;
+    // An incident opened before the outage, whose steps fell due during
+    // it (their commits failed and were retried), escalates again.
+    let first = outcomes.iter().find_map(|o| o.stored.clone()).unwrap().1;
+    pages_after(&http, &lim, first, &back_at).await;
 }
 
 /// The command's output, or a panic naming it.
