@@ -12,6 +12,9 @@
 //!   the HTTP handler to the incident actor, with the `commit` and the
 //!   `notify` hand-off as its children.
 //!
+//! The endpoint is logged at start without its user info and query (either
+//! may carry credentials); `OTEL_EXPORTER_OTLP_HEADERS` is never logged.
+//!
 //! The exporter has a filter of its own, independent of `RUST_LOG`: lim's
 //! own spans at `info` and above are exported even when the logs are quiet
 //! (`RUST_LOG=warn`), since a trace backend and a log reader want different
@@ -123,6 +126,23 @@ fn export_filter() -> Targets {
         .with_target("incident_actors", Level::INFO)
 }
 
+/// The endpoint as it may be logged: user info and query (credentials, when
+/// a collector takes them there) replaced by `***`.
+fn redacted_endpoint(endpoint: &str) -> String {
+    let Ok(mut url) = url::Url::parse(endpoint.trim()) else {
+        return "<not a URL>".into();
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        let _ = url.set_password(None);
+        let _ = url.set_username("***");
+    }
+    if url.query().is_some() {
+        url.set_query(Some("***"));
+    }
+    url.set_fragment(None);
+    url.to_string()
+}
+
 /// Installs the global subscriber from `LIM_LOG_FORMAT`, `RUST_LOG` and
 /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
 pub fn init() -> Result<Telemetry, TelemetryError> {
@@ -151,6 +171,7 @@ pub fn init() -> Result<Telemetry, TelemetryError> {
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
     if let Some(endpoint) = otlp_endpoint() {
+        let endpoint = redacted_endpoint(&endpoint);
         tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
     }
     Ok(Telemetry { tracer_provider })
@@ -167,6 +188,23 @@ mod tests {
         assert_eq!(LogFormat::parse(Some("JSON")).unwrap(), LogFormat::Json);
         assert_eq!(LogFormat::parse(Some("text")).unwrap(), LogFormat::Text);
         assert!(LogFormat::parse(Some("xml")).is_err());
+    }
+
+    #[test]
+    fn the_logged_endpoint_has_no_credentials() {
+        assert_eq!(
+            redacted_endpoint("https://user:s3cret@otlp.example.com:4318/x?api_key=k3y#f"),
+            "https://***@otlp.example.com:4318/x?***"
+        );
+        assert_eq!(
+            redacted_endpoint("https://t0ken@otlp.example.com"),
+            "https://***@otlp.example.com/"
+        );
+        assert_eq!(
+            redacted_endpoint("http://127.0.0.1:4318"),
+            "http://127.0.0.1:4318/"
+        );
+        assert_eq!(redacted_endpoint("not a url s3cret"), "<not a URL>");
     }
 
     #[test]
