@@ -14,6 +14,13 @@
 //!
 //! The endpoint is logged at start without its user info and query (either
 //! may carry credentials); `OTEL_EXPORTER_OTLP_HEADERS` is never logged.
+//! An endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT` or
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) with user info is refused at start:
+//! the exporter's HTTP client never sends it (it takes the URL as it is, it
+//! does not turn user info into basic auth) but logs the URL with it
+//! (reqwest's `starting new connection` at debug, hyper-util's connection
+//! pool at trace). Credentials go in `OTEL_EXPORTER_OTLP_HEADERS`
+//! (`authorization=Basic …`), which is sent and never logged.
 //!
 //! The exporter has a filter of its own, independent of `RUST_LOG`: lim's
 //! own spans at `info` and above are exported even when the logs are quiet
@@ -35,6 +42,9 @@ use tracing_subscriber::{Layer, Registry};
 pub const LOG_FORMAT_VAR: &str = "LIM_LOG_FORMAT";
 /// The standard OpenTelemetry variable; set, it turns the OTLP export on.
 pub const OTLP_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// The standard variable of the traces endpoint; it wins over
+/// [`OTLP_ENDPOINT_VAR`] for where spans go.
+pub const OTLP_TRACES_ENDPOINT_VAR: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
 /// The `service.name` of lim's spans.
 pub const SERVICE_NAME: &str = "lim";
 
@@ -54,6 +64,12 @@ pub enum TelemetryError {
     AlreadyInstalled,
     #[error("cannot set up the OTLP exporter ({OTLP_ENDPOINT_VAR}): {0}")]
     Exporter(String),
+    #[error(
+        "{0} has credentials in its user info, which the exporter does not send and its \
+         HTTP client logs: remove them and set OTEL_EXPORTER_OTLP_HEADERS instead \
+         (e.g. authorization=Basic <base64 of user:password>)"
+    )]
+    EndpointCredentials(&'static str),
     #[error("the OTLP exporter did not shut down cleanly: {0}")]
     Shutdown(String),
 }
@@ -108,6 +124,11 @@ fn otlp_endpoint() -> Option<String> {
 /// reads the endpoint (and headers, timeout) from the standard variables;
 /// the batch processor its `OTEL_BSP_*` settings.
 fn tracer_provider() -> Result<SdkTracerProvider, TelemetryError> {
+    for var in [OTLP_ENDPOINT_VAR, OTLP_TRACES_ENDPOINT_VAR] {
+        if std::env::var(var).is_ok_and(|v| has_user_info(&v)) {
+            return Err(TelemetryError::EndpointCredentials(var));
+        }
+    }
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -124,6 +145,16 @@ fn export_filter() -> Targets {
     Targets::new()
         .with_target("lim", Level::INFO)
         .with_target("incident_actors", Level::INFO)
+}
+
+/// Whether an endpoint holds user info; a malformed one with an `@`
+/// anywhere counts (a password with an unencoded `/` or `?` makes the URL
+/// malformed).
+fn has_user_info(endpoint: &str) -> bool {
+    match url::Url::parse(endpoint.trim()) {
+        Ok(url) => !url.username().is_empty() || url.password().is_some(),
+        Err(_) => endpoint.contains('@'),
+    }
 }
 
 /// The endpoint as it may be logged: user info and query (credentials, when
@@ -188,6 +219,17 @@ mod tests {
         assert_eq!(LogFormat::parse(Some("JSON")).unwrap(), LogFormat::Json);
         assert_eq!(LogFormat::parse(Some("text")).unwrap(), LogFormat::Text);
         assert!(LogFormat::parse(Some("xml")).is_err());
+    }
+
+    #[test]
+    fn endpoints_with_user_info_are_told_apart() {
+        assert!(has_user_info("https://user:s3cret@otlp.example.com"));
+        assert!(has_user_info(
+            "https://t0ken@otlp.example.com:4318/v1/traces"
+        ));
+        assert!(has_user_info("https://user:s3/cr?t@otlp.example.com"));
+        assert!(!has_user_info("https://otlp.example.com:4318/v1/traces"));
+        assert!(!has_user_info("http://127.0.0.1:4318?owner=a@b"));
     }
 
     #[test]
