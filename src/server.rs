@@ -252,20 +252,49 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send {
     }
 }
 
-/// The database URL with any password replaced by `***`, for logs.
+/// The database URL with any password replaced by `***`, for logs: the
+/// user info's password (`postgres://lim:***@db/lim`) and the value of every
+/// query parameter whose name says it is a credential (`?password=***`,
+/// `sslpassword`, anything with `pass`, `secret`, `token` or `key` in it).
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+    let (prefix, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_string(),
+    // The user info ends at the last `@`, so a password with an unencoded
+    // `/`, `?` or `@` is still all inside it.
+    let (userinfo, location) = match rest.rsplit_once('@') {
+        Some((userinfo, location)) if !prefix.is_empty() => (Some(userinfo), location),
+        _ => (None, rest),
+    };
+    let userinfo = match userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@"),
+            None => format!("{u}@"),
         },
-        None => url.to_string(),
-    }
+        None => String::new(),
+    };
+    let location = match location.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if is_credential_parameter(name) => format!("{name}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => location.to_string(),
+    };
+    format!("{prefix}{userinfo}{location}")
+}
+
+fn is_credential_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "secret", "token", "key"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 #[cfg(test)]
@@ -284,5 +313,21 @@ mod tests {
             "sqlite://./data/lim.db"
         );
         assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(
+            redact_url("postgres://lim@db/lim?sslmode=require&password=s3cret"),
+            "postgres://lim@db/lim?sslmode=require&password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://db/lim?user=lim&sslpassword=s3cret&sslkey=/k"),
+            "postgres://db/lim?user=lim&sslpassword=***&sslkey=***"
+        );
+        assert_eq!(
+            redact_url("postgres://lim:s3/c?r@t@db/lim"),
+            "postgres://lim:***@db/lim"
+        );
+        assert_eq!(
+            redact_url("sqlite://./data/lim.db?mode=rwc"),
+            "sqlite://./data/lim.db?mode=rwc"
+        );
     }
 }
