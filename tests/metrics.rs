@@ -136,6 +136,15 @@ async fn metrics_move_with_ingest_acknowledge_and_delivery() {
     assert_eq!(before.get("lim_open_incidents", &[]), 0.0);
     assert_eq!(before.get("lim_escalations_overdue", &[]), 0.0);
     assert_eq!(before.get("lim_ingest_in_flight_permits", &[]), 0.0);
+    // Read off the process when scraped: the system's actors are tasks on
+    // this test's runtime, and a process has descriptors open.
+    assert!(
+        before.get("lim_runtime_alive_tasks", &[]) > 0.0,
+        "{before:?}"
+    );
+    if cfg!(target_os = "linux") {
+        assert!(before.get("lim_process_open_fds", &[]) > 0.0, "{before:?}");
+    }
     assert_eq!(
         before.get("lim_ingest_request_seconds_count", &[("source", "native")]),
         0.0

@@ -16,6 +16,11 @@
 //!   one, with their result (`error` included), so nothing counts twice.
 //! * `lim_ingest_in_flight_permits` (in-flight ingest slots in use) is read
 //!   off the semaphore when scraped.
+//! * `lim_runtime_alive_tasks` (tasks alive on the tokio runtime that serves
+//!   the scrape, lim's one runtime: every actor, timer, connection) and, on
+//!   Linux, `lim_process_open_fds` (entries of `/proc/self/fd`) are read when
+//!   scraped: what a leak of tasks or descriptors shows up in (the soak
+//!   benchmark, `benches/soak.rs`, watches both).
 //!
 //! Access: `/metrics` is an operator read, so it follows the operator API's
 //! rule: open while no API token is configured, a token with the `read`
@@ -50,6 +55,10 @@ pub struct HttpMetrics {
     ingest_duration: HistogramVec,
     /// `lim_ingest_in_flight_permits`.
     in_flight: IntGauge,
+    /// `lim_runtime_alive_tasks`.
+    alive_tasks: IntGauge,
+    /// `lim_process_open_fds` (Linux only: read from `/proc/self/fd`).
+    open_fds: Option<IntGauge>,
 }
 
 impl HttpMetrics {
@@ -70,17 +79,56 @@ impl HttpMetrics {
             "In-flight ingest slots in use (alerts being ingested now)",
         )
         .expect("a valid gauge");
+        let alive_tasks = IntGauge::new(
+            "lim_runtime_alive_tasks",
+            "Tasks alive on the tokio runtime (actors, timers, connections), when scraped",
+        )
+        .expect("a valid gauge");
+        let open_fds = cfg!(target_os = "linux").then(|| {
+            IntGauge::new(
+                "lim_process_open_fds",
+                "File descriptors the process has open, when scraped",
+            )
+            .expect("a valid gauge")
+        });
         HttpMetrics {
             ingest_duration,
             in_flight,
+            alive_tasks,
+            open_fds,
         }
     }
 
     /// Registers these metrics in `registry` (the system's).
     pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
         registry.register(Box::new(self.ingest_duration.clone()))?;
-        registry.register(Box::new(self.in_flight.clone()))
+        registry.register(Box::new(self.in_flight.clone()))?;
+        registry.register(Box::new(self.alive_tasks.clone()))?;
+        if let Some(open_fds) = &self.open_fds {
+            registry.register(Box::new(open_fds.clone()))?;
+        }
+        Ok(())
     }
+
+    /// Sets the gauges read at scrape time from the process itself.
+    fn sample_process(&self) {
+        let alive = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        self.alive_tasks.set(alive as i64);
+        if let Some(gauge) = &self.open_fds {
+            if let Some(n) = open_fds() {
+                gauge.set(n as i64);
+            }
+        }
+    }
+}
+
+/// Open file descriptors of this process: the entries of `/proc/self/fd`,
+/// less the one the listing itself holds open; `None` when it cannot be read.
+fn open_fds() -> Option<usize> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(entries.count().saturating_sub(1))
 }
 
 impl Default for HttpMetrics {
@@ -174,6 +222,7 @@ pub async fn metrics(
         .max_in_flight
         .saturating_sub(state.ingest_permits.available_permits());
     state.metrics.in_flight.set(used as i64);
+    state.metrics.sample_process();
     let families = system.gather_metrics();
     let text = TextEncoder::new()
         .encode_to_string(&families)
@@ -224,5 +273,13 @@ mod tests {
         assert!(refused(&error(ApiError::NotReady)));
         assert!(!refused(&error(ApiError::Unavailable("store down".into()))));
         assert!(!refused(&StatusCode::ACCEPTED.into_response()));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn open_fds_are_read_from_proc() {
+        // Other tests of this binary open and close files concurrently, so
+        // only that the count is read and positive is stable to assert.
+        assert!(open_fds().expect("/proc/self/fd") > 0);
     }
 }
