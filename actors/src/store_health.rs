@@ -83,8 +83,12 @@ impl StoreHealth {
     }
 }
 
-/// Pings the store every `every` (each ping bounded by the same time) and
-/// records the outcome, until the future is dropped.
+/// Pings the store every `every` and records the outcome, until the future
+/// is dropped. A ping may take up to five intervals (at least 5 s): on
+/// SQLite it waits for the writer, and a large group commit under load can
+/// hold that for a good part of a second; that is a busy store, not a
+/// down one. A server that is gone fails the ping at once (refused) or
+/// within the pool's acquire timeout.
 pub(crate) async fn probe(
     health: &StoreHealth,
     store: SharedStore,
@@ -95,13 +99,13 @@ pub(crate) async fn probe(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let result =
-            match tokio::time::timeout(every.max(Duration::from_millis(500)), store.ping()).await {
-                Ok(r) => r,
-                Err(_) => Err(StoreError::Unavailable(format!(
-                    "no answer to a ping within {every:?}"
-                ))),
-            };
+        let limit = (every * 5).max(Duration::from_secs(5));
+        let result = match tokio::time::timeout(limit, store.ping()).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer to a ping within {limit:?}"
+            ))),
+        };
         health.record(&result, &*clock);
     }
 }
