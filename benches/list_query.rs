@@ -308,6 +308,7 @@ async fn seed(store: &dyn Store, rows: u64) {
         let mut batch = WriteBatch {
             incidents: Vec::with_capacity(BATCH),
             touches: Vec::new(),
+            attempts: Vec::new(),
         };
         while batch.incidents.len() < BATCH && n < rows {
             let incident = seeder.incident(n);

@@ -622,6 +622,7 @@ async fn seeded_harness(writes: Vec<Vec<IncidentWrite>>) -> Harness {
         .commit(&WriteBatch {
             incidents: writes.concat(),
             touches: Vec::new(),
+            attempts: Vec::new(),
         })
         .await
         .expect("seed");

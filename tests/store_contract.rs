@@ -18,8 +18,8 @@ use incident_actors::domain::{
 };
 use incident_actors::memory_store::MemoryStore;
 use incident_actors::ports::{
-    Cursor, IncidentQuery, IncidentSort, IncidentWrite, SharedStore, StatusFilter, StoreError,
-    Touch, WriteBatch,
+    AttemptRecord, Cursor, IncidentQuery, IncidentSort, IncidentWrite, SharedStore, StatusFilter,
+    StoreError, Touch, WriteBatch,
 };
 use incident_actors::time::Timestamp;
 use lim::store::{open_store, PostgresStore, SqliteStore, StoreOpenError};
@@ -156,6 +156,7 @@ fn batch(writes: Vec<IncidentWrite>) -> WriteBatch {
     WriteBatch {
         incidents: writes,
         touches: Vec::new(),
+        attempts: Vec::new(),
     }
 }
 
@@ -163,6 +164,7 @@ fn touches(touches: Vec<Touch>) -> WriteBatch {
     WriteBatch {
         incidents: Vec::new(),
         touches,
+        attempts: Vec::new(),
     }
 }
 
@@ -440,6 +442,7 @@ async fn touches_raise_last_seen_and_count(f: Fixture) {
                 snapshot: None,
             },
         ],
+        attempts: Vec::new(),
     };
     store.commit(&w).await.unwrap();
     assert_eq!(get(&store, 1).await.unwrap(), incident);
@@ -547,6 +550,7 @@ async fn duplicate_open_fingerprint_rolls_back_the_batch(f: Fixture) {
             seen_count: 42,
             snapshot: None,
         }],
+        attempts: Vec::new(),
     };
     match store.commit(&bad).await {
         Err(StoreError::Rejected(_)) => {}
@@ -633,6 +637,7 @@ async fn large_batch(f: Fixture) {
         .commit(&WriteBatch {
             incidents: writes,
             touches: touched,
+            attempts: Vec::new(),
         })
         .await
         .expect("large batch");
@@ -1016,6 +1021,69 @@ async fn record_attempt_follows_the_domain(f: Fixture) {
         }
     }
     assert_eq!(deliveries_of(&store, 1).await, expected, "nothing written");
+}
+
+/// Delivery attempts ride in a group commit's own transaction: applied
+/// with it (an unknown key skipped, as `record_attempts` does), and rolled
+/// back with it when the store refuses the batch.
+async fn attempts_commit_with_their_batch(f: Fixture) {
+    let store = f.store;
+    let (first, w) = open(1, "Attempted", T0);
+    let page = page_to(&first, 0, Recipient::Console, T0);
+    commit(&store, vec![with(w, vec![page.clone()])]).await;
+    let attempt = |key: &DeliveryKey, outcome: AttemptOutcome, at: i64| AttemptRecord {
+        key: key.clone(),
+        outcome,
+        at: Timestamp(at),
+    };
+    let delivered = AttemptOutcome::Delivered {
+        external_ref: Some("ref-1".into()),
+    };
+
+    // Refused (a second open incident for one fingerprint): its attempts
+    // are not applied either.
+    let (dup, w_dup) = open(2, "Attempted", T0 + 1);
+    assert_eq!(dup.fingerprint, first.fingerprint);
+    let mut bad = batch(vec![w_dup]);
+    bad.attempts = vec![attempt(&page.key, delivered.clone(), T0 + 2)];
+    match store.commit(&bad).await {
+        Err(StoreError::Rejected(_)) => {}
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    assert_eq!(pending(&store).await, std::slice::from_ref(&page));
+
+    // With a write, and alone (no incident write at all).
+    let (other, w_other) = open(3, "Other", T0 + 3);
+    let other_page = page_to(&other, 0, Recipient::Console, T0 + 3);
+    store
+        .commit(&WriteBatch {
+            incidents: vec![with(w_other, vec![other_page.clone()])],
+            touches: Vec::new(),
+            attempts: vec![
+                attempt(&page.key, delivered.clone(), T0 + 4),
+                attempt(
+                    &DeliveryKey("1/page/9/9/channel:ops/console".into()),
+                    delivered.clone(),
+                    T0 + 4,
+                ),
+            ],
+        })
+        .await
+        .expect("a batch with attempts, one on an unknown key");
+    let mut expected = page.clone();
+    expected.record(&delivered, Timestamp(T0 + 4));
+    assert_eq!(deliveries_of(&store, 1).await, vec![expected]);
+    store
+        .commit(&WriteBatch {
+            attempts: vec![attempt(&other_page.key, AttemptOutcome::Cancelled, T0 + 5)],
+            ..WriteBatch::default()
+        })
+        .await
+        .expect("attempts alone");
+    let mut cancelled = other_page.clone();
+    cancelled.record(&AttemptOutcome::Cancelled, Timestamp(T0 + 5));
+    assert_eq!(deliveries_of(&store, 3).await, vec![cancelled]);
+    assert!(pending(&store).await.is_empty());
 }
 
 /// A batch the store refuses writes none of its deliveries, and does not
@@ -1625,6 +1693,7 @@ contract! {
         delivery_keys_are_inserted_once,
         record_attempt_follows_the_domain,
         rejected_batch_writes_no_deliveries,
+        attempts_commit_with_their_batch,
     ],
 }
 

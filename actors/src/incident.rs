@@ -246,6 +246,7 @@ pub(crate) async fn commit(
             deliveries,
         }],
         touches: Vec::new(),
+        attempts: Vec::new(),
     };
     // No timeout here, on purpose: a write given up on would still commit
     // later, and memory would no longer match the store. The HTTP caller has

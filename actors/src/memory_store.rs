@@ -196,6 +196,12 @@ impl Store for MemoryStore {
                 e.1 = e.1.max(touch.seen_count);
             }
         }
+        // As `record_attempts`: a key not in the log is skipped.
+        for a in &batch.attempts {
+            if let Some((_, d)) = t.deliveries.get_mut(&a.key) {
+                d.record(&a.outcome, a.at);
+            }
+        }
         self.commits.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }

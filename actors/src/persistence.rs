@@ -100,7 +100,8 @@ impl PersistenceState {
         }
     }
 
-    /// Writes the queued delivery attempts in one transaction; on failure
+    /// Writes the queued delivery attempts in a transaction of their own
+    /// (only after a rejected group commit, which is split); on failure
     /// they wait for the next flush.
     async fn record_attempts(&mut self, store: &dyn Store) {
         if self.attempts.is_empty() {
@@ -109,12 +110,17 @@ impl PersistenceState {
         let attempts = std::mem::take(&mut self.attempts);
         if let Err(e) = store.record_attempts(&attempts).await {
             tracing::warn!(error = %e, attempts = attempts.len(), "cannot record delivery attempts; will retry");
-            let mut kept = attempts;
-            kept.append(&mut self.attempts);
-            let excess = kept.len().saturating_sub(MAX_QUEUED_ATTEMPTS);
-            kept.drain(..excess);
-            self.attempts = kept;
+            self.keep_attempts(attempts);
         }
+    }
+
+    /// Puts back attempts a failed write did not record, ahead of the ones
+    /// queued since; beyond `MAX_QUEUED_ATTEMPTS` the oldest go.
+    fn keep_attempts(&mut self, mut kept: Vec<AttemptRecord>) {
+        kept.append(&mut self.attempts);
+        let excess = kept.len().saturating_sub(MAX_QUEUED_ATTEMPTS);
+        kept.drain(..excess);
+        self.attempts = kept;
     }
 
     /// Commits the pending writes (and, with `touches_too`, the repeat
@@ -131,16 +137,18 @@ impl PersistenceState {
         };
         let pending = std::mem::take(&mut self.pending);
         self.pending_writes = 0;
-        self.record_attempts(store).await;
-        if pending.is_empty() && touches.is_empty() {
+        let attempts = std::mem::take(&mut self.attempts);
+        if pending.is_empty() && touches.is_empty() && attempts.is_empty() {
             return Ok(());
         }
         // The writes move into the batch (no copy on the hot path); each
         // caller keeps only how many of them are its own, which is all the
-        // rare one-by-one retry below needs to split the batch back.
+        // rare one-by-one retry below needs to split the batch back. The
+        // delivery attempts ride in the same transaction: one fsync a cycle.
         let mut batch = WriteBatch {
             incidents: Vec::with_capacity(pending.iter().map(|p| p.writes.len()).sum()),
             touches,
+            attempts,
         };
         let mut callers = Vec::with_capacity(pending.len());
         for p in pending {
@@ -179,11 +187,14 @@ impl PersistenceState {
                 for t in batch.touches {
                     merge_touch(&mut self.touches, t);
                 }
+                self.attempts = batch.attempts;
+                self.record_attempts(store).await;
                 let mut writes = batch.incidents.into_iter();
                 for (count, reply) in callers {
                     let one = WriteBatch {
                         incidents: writes.by_ref().take(count).collect(),
                         touches: Vec::new(),
+                        attempts: Vec::new(),
                     };
                     let r = store.commit(&one).await;
                     if r.is_ok() {
@@ -194,10 +205,12 @@ impl PersistenceState {
             }
             Err(e) => {
                 tracing::warn!(error = %e, writes = size, "group commit failed");
-                // Repeat counters are harmless to retry with the next batch.
+                // Repeat counters and delivery attempts are harmless to
+                // retry with the next batch.
                 for t in batch.touches {
                     merge_touch(&mut self.touches, t);
                 }
+                self.keep_attempts(batch.attempts);
                 for (_, reply) in callers {
                     let _ = reply.send(Err(failure_for_waiter(e)));
                 }
@@ -362,6 +375,7 @@ mod tests {
                 deliveries: Vec::new(),
             }],
             touches: Vec::new(),
+            attempts: Vec::new(),
         }
     }
 

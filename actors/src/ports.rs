@@ -76,11 +76,16 @@ impl Touch {
 pub struct WriteBatch {
     pub incidents: Vec<IncidentWrite>,
     pub touches: Vec<Touch>,
+    /// Delivery attempts' outcomes, applied to the delivery log after the
+    /// incident writes (as `Store::record_attempts` does: a key not in the
+    /// log is skipped). In the batch's own transaction, so a cycle of the
+    /// persistence actor costs one fsync, not two.
+    pub attempts: Vec<AttemptRecord>,
 }
 
 impl WriteBatch {
     pub fn is_empty(&self) -> bool {
-        self.incidents.is_empty() && self.touches.is_empty()
+        self.incidents.is_empty() && self.touches.is_empty() && self.attempts.is_empty()
     }
 }
 

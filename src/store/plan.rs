@@ -291,6 +291,7 @@ mod tests {
                     snapshot: None,
                 },
             ],
+            attempts: Vec::new(),
         };
         let plan = plan(&batch).unwrap();
         let ids: Vec<_> = plan.incidents.iter().map(|r| (r.id, r.status)).collect();

@@ -429,6 +429,7 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         // On error the transaction is dropped, which rolls it back.
         Self::write(&mut tx, &plan).await.map_err(store_error)?;
+        apply_attempts(&mut tx, &batch.attempts).await?;
         tx.commit().await.map_err(store_error)
     }
 
@@ -607,15 +608,7 @@ impl Store for PostgresStore {
             return Ok(());
         }
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        for a in attempts {
-            match apply_attempt(&mut tx, &a.key, &a.outcome, a.at).await {
-                Ok(()) => {}
-                Err(StoreError::Rejected(why)) => {
-                    tracing::warn!(error = %why, "delivery attempt for an unknown key skipped")
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        apply_attempts(&mut tx, attempts).await?;
         tx.commit().await.map_err(store_error)
     }
 
@@ -627,6 +620,24 @@ impl Store for PostgresStore {
         self.deliveries_where("incident_id = $1", Some(db_id(incident)?))
             .await
     }
+}
+
+/// Applies delivery attempts inside `tx`; one on a key not in the log is
+/// skipped (with a warning), not an error: it must not lose the others.
+async fn apply_attempts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    attempts: &[AttemptRecord],
+) -> Result<(), StoreError> {
+    for a in attempts {
+        match apply_attempt(tx, &a.key, &a.outcome, a.at).await {
+            Ok(()) => {}
+            Err(StoreError::Rejected(why)) => {
+                tracing::warn!(error = %why, "delivery attempt for an unknown key skipped")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// One attempt inside a transaction: the row read (locked where the

@@ -321,13 +321,16 @@ impl Store for SqliteStore {
         let plan = plan(batch)?;
         let mut conn = self.writer().await?;
         let result = async {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = conn
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(store_error)?;
             // On error the transaction is dropped, which rolls it back.
-            Self::write(&mut tx, &plan).await?;
-            tx.commit().await
+            Self::write(&mut tx, &plan).await.map_err(store_error)?;
+            apply_attempts(&mut tx, &batch.attempts).await?;
+            tx.commit().await.map_err(store_error)
         }
-        .await
-        .map_err(store_error);
+        .await;
         self.discard_after_failure(&mut conn, &result);
         result
     }
@@ -516,15 +519,7 @@ impl Store for SqliteStore {
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(store_error)?;
-            for a in attempts {
-                match apply_attempt(&mut tx, &a.key, &a.outcome, a.at).await {
-                    Ok(()) => {}
-                    Err(StoreError::Rejected(why)) => {
-                        tracing::warn!(error = %why, "delivery attempt for an unknown key skipped")
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            apply_attempts(&mut tx, attempts).await?;
             tx.commit().await.map_err(store_error)
         }
         .await;
@@ -540,6 +535,24 @@ impl Store for SqliteStore {
         self.deliveries_where("incident_id = ?1", Some(db_id(incident)?))
             .await
     }
+}
+
+/// Applies delivery attempts inside `tx`; one on a key not in the log is
+/// skipped (with a warning), not an error: it must not lose the others.
+async fn apply_attempts(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    attempts: &[AttemptRecord],
+) -> Result<(), StoreError> {
+    for a in attempts {
+        match apply_attempt(tx, &a.key, &a.outcome, a.at).await {
+            Ok(()) => {}
+            Err(StoreError::Rejected(why)) => {
+                tracing::warn!(error = %why, "delivery attempt for an unknown key skipped")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// One attempt inside a transaction: the row read (locked where the
