@@ -32,6 +32,9 @@ pub struct StoreHealth {
     /// Read on every ingest: one relaxed load, no lock.
     down: AtomicBool,
     detail: Mutex<Option<StoreDown>>,
+    /// When a write last succeeded (tokio's clock): the probe writes only
+    /// when nothing else did within its interval.
+    last_ok: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl StoreHealth {
@@ -42,6 +45,8 @@ impl StoreHealth {
     pub fn record(&self, result: &Result<(), StoreError>, clock: &dyn Clock) {
         match result {
             Ok(()) => {
+                *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(tokio::time::Instant::now());
                 if self.down.swap(false, Ordering::Relaxed) {
                     let was = self.detail.lock().unwrap_or_else(|e| e.into_inner()).take();
                     if let Some(was) = was {
@@ -67,6 +72,14 @@ impl StoreHealth {
         }
     }
 
+    /// Whether a write succeeded within `within`.
+    fn wrote_within(&self, within: Duration) -> bool {
+        self.last_ok
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < within)
+    }
+
     pub fn is_up(&self) -> bool {
         !self.down.load(Ordering::Relaxed)
     }
@@ -84,11 +97,13 @@ impl StoreHealth {
 }
 
 /// Pings the store every `every` and records the outcome, until the future
-/// is dropped. A ping may take up to five intervals (at least 5 s): on
-/// SQLite it waits for the writer, and a large group commit under load can
-/// hold that for a good part of a second; that is a busy store, not a
-/// down one. A server that is gone fails the ping at once (refused) or
-/// within the pool's acquire timeout.
+/// is dropped. Only when no write succeeded within the interval: under load
+/// the group commits already say the store is up, and on SQLite a ping
+/// would queue for the write lock behind them (back-to-back commits can
+/// starve it for seconds). A ping may take up to five intervals (at least
+/// 5 s) before it counts as a failure: a busy store is not a down one. A
+/// server that is gone fails the ping at once (refused) or within the
+/// pool's acquire timeout; a failed commit says so without waiting.
 pub(crate) async fn probe(
     health: &StoreHealth,
     store: SharedStore,
@@ -99,6 +114,9 @@ pub(crate) async fn probe(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if health.is_up() && health.wrote_within(every) {
+            continue;
+        }
         let limit = (every * 5).max(Duration::from_secs(5));
         let result = match tokio::time::timeout(limit, store.ping()).await {
             Ok(r) => r,
@@ -139,5 +157,6 @@ mod tests {
         h.record(&Ok(()), &At(4));
         assert!(h.is_up());
         assert_eq!(h.down(), None);
+        assert!(h.wrote_within(Duration::from_secs(1)));
     }
 }
