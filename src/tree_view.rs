@@ -135,9 +135,14 @@ fn summary(kind: &str, s: &Value) -> String {
             );
             // Incidents whose actor kept failing: no actor, so no child line.
             for q in s["quarantined"].as_array().into_iter().flatten() {
+                let what = if q["waiting_for_store"].as_bool() == Some(true) {
+                    "RESTARTING (store unavailable)"
+                } else {
+                    "QUARANTINED"
+                };
                 let _ = write!(
                     line,
-                    " · QUARANTINED incident-{} ({} failures: {})",
+                    " · {what} incident-{} ({} failures: {})",
                     num(q, "incident_id"),
                     num(q, "failures"),
                     q["error"].as_str().unwrap_or("-"),

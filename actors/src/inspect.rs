@@ -201,6 +201,9 @@ pub struct QuarantinedView {
     pub since: Timestamp,
     /// The last failure's error.
     pub error: String,
+    /// Not quarantined for good: its actor failed while the store was
+    /// down, and the router brings it back once the snapshot can be read.
+    pub waiting_for_store: bool,
 }
 
 pub struct RouterPage {

@@ -153,6 +153,9 @@ pub enum RouterMsg {
         IncidentId,
         RpcReplyPort<Result<ActorRef<IncidentMsg>, CommandError>>,
     ),
+    /// The router's own retry: bring back an incident whose actor failed
+    /// while its snapshot could not be read (the store down).
+    Respawn(IncidentId),
 }
 
 /// Asks a supervisor (the root, the heartbeat monitors' supervisor) for

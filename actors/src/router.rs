@@ -20,8 +20,13 @@
 //! actor tree show it with its last error and an error is logged. Every
 //! other incident keeps running. An operator's restart
 //! (`POST /v1/actors/incident-N/restart`) brings it back from its snapshot
-//! with a fresh restart allowance. The router itself still fails on its
-//! own errors (a store it cannot read at start), which the root handles.
+//! with a fresh restart allowance. An incident whose actor fails while the
+//! store is down (its snapshot cannot be read) keeps its key the same way,
+//! refused with "restarting", and the router brings it back by itself once
+//! the store answers (retrying every `RESPAWN_RETRY`): failing the router
+//! there would have the root rehydrate everything from that same store.
+//! The router itself still fails on its own errors (a store it cannot read
+//! at start), which the root handles.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -78,6 +83,12 @@ pub struct RouterState {
 
 /// The refusal an alert or a command for a quarantined incident gets.
 fn quarantined_refusal(q: &QuarantinedView) -> String {
+    if q.waiting_for_store {
+        return format!(
+            "incident {} is restarting: its snapshot cannot be read ({}); retry shortly",
+            q.incident_id, q.error
+        );
+    }
     format!(
         "incident {} is quarantined: its actor failed {} times in a row ({}); nothing for it \
          is accepted until an operator restarts it (POST /v1/actors/incident-{}/restart)",
@@ -274,6 +285,7 @@ fn quarantine(state: &mut RouterState, id: IncidentId, key: Fingerprint, error: 
         failures,
         since: state.ctx.clock.now(),
         error,
+        waiting_for_store: false,
     };
     tracing::error!(
         incident_id = id.0,
@@ -353,8 +365,21 @@ async fn restart(
     Ok(actor)
 }
 
-/// An operator's restart of a quarantined incident: a new actor from its
-/// snapshot, with a fresh restart allowance.
+fn forget_quarantined(state: &mut RouterState, key: Fingerprint) {
+    if let Some(q) = state.quarantined.remove(&key) {
+        if !q.waiting_for_store {
+            state.ctx.metrics.quarantined.dec();
+        }
+    }
+}
+
+/// How long an incident whose snapshot could not be read waits before the
+/// router tries again.
+const RESPAWN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// An operator's restart of a quarantined incident (or the router's own
+/// retry of one waiting for the store): a new actor from its snapshot,
+/// with a fresh restart allowance.
 async fn restart_quarantined(
     myself: &ActorRef<RouterMsg>,
     state: &mut RouterState,
@@ -363,15 +388,13 @@ async fn restart_quarantined(
 ) -> Result<ActorRef<IncidentMsg>, CommandError> {
     let snapshot = state.ctx.store.get_incident(id).await?;
     let Some(status) = snapshot.as_ref().map(|s| s.status).filter(|s| s.is_open()) else {
-        state.quarantined.remove(&key);
-        state.ctx.metrics.quarantined.dec();
+        forget_quarantined(state, key);
         return Err(CommandError::NotFound(id));
     };
     let actor = spawn_incident(myself, &state.ctx, id, key, snapshot, 0)
         .await
         .map_err(|e| CommandError::Unavailable(format!("cannot start incident actor: {e}")))?;
-    state.quarantined.remove(&key);
-    state.ctx.metrics.quarantined.dec();
+    forget_quarantined(state, key);
     state.insert(id, key, actor.clone(), status, 0);
     tracing::warn!(
         incident_id = id.0,
@@ -568,6 +591,26 @@ impl Actor for RouterActor {
             RouterMsg::Restart(id, reply) => {
                 let _ = reply.send(restart(&myself, state, id).await);
             }
+            RouterMsg::Respawn(id) => {
+                let Some((&key, q)) = state.quarantined_by_id(id) else {
+                    return Ok(());
+                };
+                if !q.waiting_for_store {
+                    return Ok(());
+                }
+                if let Err(e) = restart_quarantined(&myself, state, id, key).await {
+                    if let Some(q) = state.quarantined.get_mut(&key) {
+                        q.error = e.to_string();
+                        myself.send_after(RESPAWN_RETRY, move || RouterMsg::Respawn(id));
+                    }
+                } else {
+                    tracing::warn!(
+                        incident_id = id.0,
+                        "incident actor restarted from its snapshot"
+                    );
+                    state.ctx.metrics.count_restart("incident");
+                }
+            }
         }
         Ok(())
     }
@@ -609,7 +652,29 @@ impl Actor for RouterActor {
                 let restarts = state.remove(id, key).map_or(0, |o| o.restarts) + 1;
                 state.failure_restarts += 1;
                 // Restart from the last committed snapshot, with its timers.
-                match state.ctx.store.get_incident(id).await? {
+                let snapshot = match state.ctx.store.get_incident(id).await {
+                    Ok(snapshot) => snapshot,
+                    Err(e) => {
+                        // The store is down: failing the router would have
+                        // the root rehydrate everything from that same
+                        // store. The incident keeps its key (no duplicate
+                        // opens meanwhile) and comes back when it answers.
+                        tracing::warn!(incident_id = id.0, error = %e, "incident actor failed and its snapshot cannot be read; retrying");
+                        state.quarantined.insert(
+                            key,
+                            QuarantinedView {
+                                incident_id: id,
+                                failures: 1,
+                                since: state.ctx.clock.now(),
+                                error: e.to_string(),
+                                waiting_for_store: true,
+                            },
+                        );
+                        myself.send_after(RESPAWN_RETRY, move || RouterMsg::Respawn(id));
+                        return Ok(());
+                    }
+                };
+                match snapshot {
                     Some(snapshot) if snapshot.status.is_open() => {
                         let status = snapshot.status;
                         let actor =

@@ -189,3 +189,48 @@ async fn an_incident_that_panics_on_every_message_is_quarantined_and_nothing_els
     );
     system.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_incident_that_fails_while_the_store_is_down_comes_back_when_it_answers() {
+    let store = Arc::new(MemoryStore::new());
+    let pages = Arc::new(Pages::default());
+    let system = spawn_system(
+        SystemConfig::default(),
+        SystemDeps {
+            store: store.clone(),
+            clock: Arc::new(TokioClock::starting_at(T0)),
+            channels: vec![pages.clone()],
+        },
+    )
+    .await
+    .unwrap();
+    let root = system.ctx.names.root();
+    let id = open(&system, "Unlucky").await;
+    settle().await;
+    let router = system.router_id();
+
+    // It crashes while its snapshot cannot be read.
+    store.set_failing(true);
+    poison::set(&root, id, true);
+    assert!(system.ingest(alert("Unlucky")).await.is_err());
+    settle().await;
+    poison::set(&root, id, false);
+    assert_eq!(system.router_id(), router, "the router did not fail");
+    assert!(system.is_running());
+    match system.ingest(alert("Unlucky")).await {
+        Err(IngestError::Unavailable(why)) => assert!(why.contains("restarting"), "{why}"),
+        other => panic!("refused while its snapshot cannot be read: {other:?}"),
+    }
+    assert_eq!(system.metrics().quarantined.get(), 0, "not quarantined");
+
+    // The store answers again: the router brings it back by itself.
+    store.set_failing(false);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        system.live_incident(id).await.is_some(),
+        "back from its snapshot"
+    );
+    let joined = system.ingest(alert("Unlucky")).await.unwrap();
+    assert_eq!(joined.incident_id, Some(id), "no duplicate was opened");
+    system.shutdown().await;
+}
