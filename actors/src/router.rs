@@ -542,9 +542,9 @@ impl Actor for RouterActor {
                 command,
                 reply,
             } => match state.by_key.get(&key) {
-                _ if state.quarantined.contains_key(&key) => {
-                    let q = &state.quarantined[&key];
-                    let _ = reply.send(Err(CommandError::Unavailable(quarantined_refusal(q))));
+                None if state.quarantined.contains_key(&key) => {
+                    let why = quarantined_refusal(&state.quarantined[&key]);
+                    let _ = reply.send(Err(CommandError::Unavailable(why)));
                 }
                 Some(entry) => {
                     if let Err(ractor::MessagingErr::SendErr(IncidentMsg::Command {

@@ -78,6 +78,23 @@ async fn open(system: &System, name: &str) -> IncidentId {
         .unwrap()
 }
 
+/// A system on a memory store and the test clock, paging `Pages`.
+async fn start(config: SystemConfig) -> (System, Arc<MemoryStore>, Arc<Pages>) {
+    let store = Arc::new(MemoryStore::new());
+    let pages = Arc::new(Pages::default());
+    let system = spawn_system(
+        config,
+        SystemDeps {
+            store: store.clone(),
+            clock: Arc::new(TokioClock::starting_at(T0)),
+            channels: vec![pages.clone()],
+        },
+    )
+    .await
+    .unwrap();
+    (system, store, pages)
+}
+
 fn router_state(tree: &crate::inspect::ActorNode) -> serde_json::Value {
     tree.children
         .iter()
@@ -89,25 +106,14 @@ fn router_state(tree: &crate::inspect::ActorNode) -> serde_json::Value {
 
 #[tokio::test(start_paused = true)]
 async fn an_incident_that_panics_on_every_message_is_quarantined_and_nothing_else_stops() {
-    let store = Arc::new(MemoryStore::new());
-    let pages = Arc::new(Pages::default());
-    let config = SystemConfig {
+    let (system, store, pages) = start(SystemConfig {
         restart: RestartPolicy {
             max_restarts: 2,
             within: Duration::from_secs(60),
         },
         ..SystemConfig::default()
-    };
-    let system = spawn_system(
-        config,
-        SystemDeps {
-            store: store.clone(),
-            clock: Arc::new(TokioClock::starting_at(T0)),
-            channels: vec![pages.clone()],
-        },
-    )
-    .await
-    .unwrap();
+    })
+    .await;
     let root = system.ctx.names.root();
     let poisoned = open(&system, "Poisoned").await;
     let healthy = open(&system, "Healthy").await;
@@ -192,18 +198,7 @@ async fn an_incident_that_panics_on_every_message_is_quarantined_and_nothing_els
 
 #[tokio::test(start_paused = true)]
 async fn an_incident_that_fails_while_the_store_is_down_comes_back_when_it_answers() {
-    let store = Arc::new(MemoryStore::new());
-    let pages = Arc::new(Pages::default());
-    let system = spawn_system(
-        SystemConfig::default(),
-        SystemDeps {
-            store: store.clone(),
-            clock: Arc::new(TokioClock::starting_at(T0)),
-            channels: vec![pages.clone()],
-        },
-    )
-    .await
-    .unwrap();
+    let (system, store, _pages) = start(SystemConfig::default()).await;
     let root = system.ctx.names.root();
     let id = open(&system, "Unlucky").await;
     settle().await;

@@ -11,7 +11,6 @@
 //! whether it is back) and fail there, so the contract stays "2xx only
 //! after the commit".
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -27,72 +26,66 @@ pub struct StoreDown {
     pub error: String,
 }
 
+/// What the last write said, under one lock (taken once per commit).
 #[derive(Debug, Default)]
-pub struct StoreHealth {
-    /// Read on every ingest: one relaxed load, no lock.
-    down: AtomicBool,
-    detail: Mutex<Option<StoreDown>>,
+struct Health {
+    /// `None` while the store is up.
+    down: Option<StoreDown>,
     /// When a write last succeeded (tokio's clock): the probe writes only
     /// when nothing else did within its interval.
-    last_ok: Mutex<Option<tokio::time::Instant>>,
+    last_ok: Option<tokio::time::Instant>,
+}
+
+#[derive(Debug, Default)]
+pub struct StoreHealth {
+    state: Mutex<Health>,
 }
 
 impl StoreHealth {
+    fn state(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Records a commit's or a probe's outcome. Only `Unavailable` means
     /// the store is down: a rejected write (an invariant) or a corrupt
     /// snapshot is that write's problem, not the store's. The clock is read
     /// only when the store goes down (to say since when).
     pub fn record(&self, result: &Result<(), StoreError>, clock: &dyn Clock) {
+        let mut state = self.state();
         match result {
             Ok(()) => {
-                *self.last_ok.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(tokio::time::Instant::now());
-                if self.down.swap(false, Ordering::Relaxed) {
-                    let was = self.detail.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    if let Some(was) = was {
-                        tracing::warn!(since = %was.since, "store available again");
-                    }
+                state.last_ok = Some(tokio::time::Instant::now());
+                if let Some(was) = state.down.take() {
+                    tracing::warn!(since = %was.since, "store available again");
                 }
             }
-            Err(StoreError::Unavailable(why)) => {
-                let mut detail = self.detail.lock().unwrap_or_else(|e| e.into_inner());
-                match detail.as_mut() {
-                    Some(d) => d.error.clone_from(why),
-                    None => {
-                        tracing::error!(error = %why, "store unavailable");
-                        *detail = Some(StoreDown {
-                            since: clock.now(),
-                            error: why.clone(),
-                        });
-                    }
+            Err(StoreError::Unavailable(why)) => match state.down.as_mut() {
+                Some(d) => d.error.clone_from(why),
+                None => {
+                    tracing::error!(error = %why, "store unavailable");
+                    state.down = Some(StoreDown {
+                        since: clock.now(),
+                        error: why.clone(),
+                    });
                 }
-                self.down.store(true, Ordering::Relaxed);
-            }
+            },
             Err(_) => {}
         }
     }
 
-    /// Whether a write succeeded within `within`.
-    fn wrote_within(&self, within: Duration) -> bool {
-        self.last_ok
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|at| at.elapsed() < within)
+    /// Whether the store is up and a write succeeded within `within`.
+    fn up_and_wrote_within(&self, within: Duration) -> bool {
+        let state = self.state();
+        state.down.is_none() && state.last_ok.is_some_and(|at| at.elapsed() < within)
     }
 
     pub fn is_up(&self) -> bool {
-        !self.down.load(Ordering::Relaxed)
+        self.state().down.is_none()
     }
 
     /// `None` while the store is up.
     pub fn down(&self) -> Option<StoreDown> {
-        if self.is_up() {
-            return None;
-        }
-        self.detail
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.state().down.clone()
     }
 }
 
@@ -114,7 +107,7 @@ pub(crate) async fn probe(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if health.is_up() && health.wrote_within(every) {
+        if health.up_and_wrote_within(every) {
             continue;
         }
         let limit = (every * 5).max(Duration::from_secs(5));
@@ -157,6 +150,6 @@ mod tests {
         h.record(&Ok(()), &At(4));
         assert!(h.is_up());
         assert_eq!(h.down(), None);
-        assert!(h.wrote_within(Duration::from_secs(1)));
+        assert!(h.up_and_wrote_within(Duration::from_secs(1)));
     }
 }

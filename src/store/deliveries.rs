@@ -155,6 +155,19 @@ pub(crate) fn unknown(key: &DeliveryKey) -> StoreError {
     StoreError::Rejected(format!("no delivery {key}"))
 }
 
+/// One attempt's result, as a batch of attempts takes it: an attempt on a
+/// key not in the log (`Rejected`) is skipped with a warning, not an error,
+/// so one stray key does not lose the others (both backends).
+pub(crate) fn skip_unknown_key(result: Result<(), StoreError>) -> Result<(), StoreError> {
+    match result {
+        Err(StoreError::Rejected(why)) => {
+            tracing::warn!(error = %why, "delivery attempt for an unknown key skipped");
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

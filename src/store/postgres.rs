@@ -629,13 +629,7 @@ async fn apply_attempts(
     attempts: &[AttemptRecord],
 ) -> Result<(), StoreError> {
     for a in attempts {
-        match apply_attempt(tx, &a.key, &a.outcome, a.at).await {
-            Ok(()) => {}
-            Err(StoreError::Rejected(why)) => {
-                tracing::warn!(error = %why, "delivery attempt for an unknown key skipped")
-            }
-            Err(e) => return Err(e),
-        }
+        deliveries::skip_unknown_key(apply_attempt(tx, &a.key, &a.outcome, a.at).await)?;
     }
     Ok(())
 }
