@@ -261,7 +261,7 @@ impl Seeder {
                 "summary".to_string(),
                 format!(
                     "{} {} on {} for {}",
-                    labels["alertname"], labels["metric"], labels["model"], labels["tenant"]
+                    &labels["alertname"], &labels["metric"], &labels["model"], &labels["tenant"]
                 ),
             )]
             .into(),

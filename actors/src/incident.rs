@@ -9,8 +9,9 @@
 //! and the caller gets the error: nothing is acknowledged that is not stored.
 //!
 //! Deadlines are absolute wall-clock instants (in the snapshot); the timers
-//! are `send_after` handles derived from them, re-armed after every change
-//! and aborted in `post_stop`. A timer that fires checks its generation, so
+//! are entries in the system's `TimerQueue` derived from them (one driver
+//! task for every incident, not a task per timer: `crate::timer_queue`),
+//! re-armed after every change and cancelled when dropped. A timer that fires checks its generation, so
 //! a timer replaced by a later one is ignored. A fired timer's domain
 //! operation runs at the timer's own "now" (the wall time it was armed at
 //! plus tokio's elapsed time), so a wall clock that jumped meanwhile
@@ -20,10 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::concurrency::JoinHandle;
-
-/// A pending `send_after`; aborting it cancels the timer.
-type TimerHandle = JoinHandle<Result<(), ractor::MessagingErr<IncidentMsg>>>;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
@@ -43,6 +40,7 @@ use crate::metrics::{BoardSlot, IncidentBoard};
 use crate::ports::{IncidentWrite, StoreError, Touch, WriteBatch};
 use crate::system::{CoreContext, Names};
 use crate::time::Timestamp;
+use crate::timer_queue::{Fire, QueuedTimer};
 
 /// How long to wait before retrying a timer whose commit failed.
 const TIMER_RETRY: Duration = Duration::from_secs(1);
@@ -68,7 +66,28 @@ struct ArmedTimer {
     /// that jumped meanwhile does not change what the timer meant.
     armed_at: (Timestamp, tokio::time::Instant),
     generation: u64,
-    handle: TimerHandle,
+    /// Dropping it (a replaced slot, a dropped state, a killed actor)
+    /// cancels the timer.
+    _queued: QueuedTimer<IncidentTimer>,
+}
+
+/// What an incident's timer does when due: tell the actor which timer of
+/// which generation fired. It checks the generation, so a timer that fires
+/// just as it is replaced is ignored.
+pub struct IncidentTimer {
+    actor: ActorRef<IncidentMsg>,
+    kind: TimerKind,
+    generation: u64,
+}
+
+impl Fire for IncidentTimer {
+    fn fire(self) {
+        // A stopped actor has nothing left to time.
+        let _ = self.actor.cast(IncidentMsg::Timer {
+            kind: self.kind,
+            generation: self.generation,
+        });
+    }
 }
 
 impl ArmedTimer {
@@ -80,14 +99,6 @@ impl ArmedTimer {
     fn now(&self) -> Timestamp {
         let (wall, mono) = self.armed_at;
         wall.plus(mono.elapsed())
-    }
-}
-
-/// A replaced or dropped timer is cancelled. The state is dropped even when
-/// the actor is killed (no `post_stop`), so this also covers a killed actor.
-impl Drop for ArmedTimer {
-    fn drop(&mut self) {
-        self.handle.abort();
     }
 }
 
@@ -120,9 +131,8 @@ fn wanted(deadlines: &Deadlines, kind: TimerKind) -> Option<Timestamp> {
 
 impl IncidentState {
     fn abort_timers(&mut self) {
-        for t in self.timers.iter_mut().filter_map(Option::take) {
-            t.handle.abort();
-        }
+        // Dropping an armed timer cancels it.
+        self.timers = Default::default();
     }
 
     fn arm(
@@ -134,16 +144,21 @@ impl IncidentState {
     ) {
         self.generation += 1;
         let generation = self.generation;
-        let handle = myself.send_after(deadline.remaining_from(now), move || IncidentMsg::Timer {
-            kind,
-            generation,
-        });
-        // Replacing the slot drops (aborts) the previous timer.
+        let armed_at = tokio::time::Instant::now();
+        let queued = self.ctx.incident_timers.arm(
+            armed_at + deadline.remaining_from(now),
+            IncidentTimer {
+                actor: myself.clone(),
+                kind,
+                generation,
+            },
+        );
+        // Replacing the slot drops (cancels) the previous timer.
         self.timers[kind.index()] = Some(ArmedTimer {
             deadline,
-            armed_at: (now, tokio::time::Instant::now()),
+            armed_at: (now, armed_at),
             generation,
-            handle,
+            _queued: queued,
         });
     }
 

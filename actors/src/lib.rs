@@ -36,6 +36,7 @@ pub mod store_health;
 pub mod supervisor;
 pub mod system;
 pub mod time;
+pub mod timer_queue;
 
 pub use domain::{HeartbeatMonitor, HeartbeatStatus};
 pub use messages::HeartbeatError;

@@ -392,6 +392,7 @@ mod tests {
             metrics: Arc::new(crate::metrics::CoreMetrics::new().unwrap()),
             commit_watch: Default::default(),
             store_health: Default::default(),
+            incident_timers: crate::timer_queue::TimerQueue::start(),
         });
         let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
         let mut answers = Vec::new();

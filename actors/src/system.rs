@@ -203,6 +203,8 @@ pub struct CoreContext {
     pub commit_watch: crate::inspect::CommitWatch,
     /// Whether the store takes writes (readiness).
     pub store_health: crate::store_health::StoreHealth,
+    /// Every incident actor's timers, on one driver task.
+    pub incident_timers: crate::timer_queue::TimerQueue<crate::incident::IncidentTimer>,
 }
 
 fn router(ctx: &CoreContext) -> Result<ActorRef<RouterMsg>, String> {
@@ -283,6 +285,7 @@ pub async fn spawn_system(config: SystemConfig, deps: SystemDeps) -> Result<Syst
         metrics: Arc::new(metrics),
         commit_watch: Default::default(),
         store_health: Default::default(),
+        incident_timers: crate::timer_queue::TimerQueue::start(),
     });
     let (root, handle) = Actor::spawn(
         Some(ctx.names.root()),

@@ -118,8 +118,8 @@ async fn never_pinged_opens_an_incident_after_interval_plus_grace() {
     assert_eq!(incident.title, "Heartbeat nightly-backup missed");
     assert_eq!(incident.service, "storage");
     assert_eq!(incident.severity.as_deref(), Some("critical"));
-    assert_eq!(incident.labels["alertname"], "HeartbeatMissed");
-    assert_eq!(incident.labels["heartbeat"], "nightly-backup");
+    assert_eq!(&incident.labels["alertname"], "HeartbeatMissed");
+    assert_eq!(&incident.labels["heartbeat"], "nightly-backup");
     let alert = &h.store.alerts(incident.id).await.unwrap()[0];
     assert_eq!(alert.alert.source, "heartbeat");
     assert_eq!(

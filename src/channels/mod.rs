@@ -78,15 +78,9 @@ pub const LEADING_LABELS: [&str; 3] = ["model", "provider", "tenant"];
 pub fn ordered_labels(labels: &Labels) -> Vec<(&str, &str)> {
     let mut out: Vec<(&str, &str)> = LEADING_LABELS
         .iter()
-        .filter_map(|k| labels.get_key_value(*k))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .filter_map(|k| labels.get_key_value(k))
         .collect();
-    out.extend(
-        labels
-            .iter()
-            .filter(|(k, _)| !LEADING_LABELS.contains(&k.as_str()))
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    );
+    out.extend(labels.iter().filter(|(k, _)| !LEADING_LABELS.contains(k)));
     out
 }
 

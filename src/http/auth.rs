@@ -84,12 +84,16 @@ fn stamp(service: &Service, alerts: &mut [Alert]) {
         if let Some(key) = &alert.dedup_key {
             alert.dedup_key = Some(scoped_dedup_key(service, key));
         }
-        for (k, v) in &service.labels {
-            alert.labels.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        alert
+        // The service's labels where the alert has none of that name, and
+        // `service` always: one rebuild of the compact label set.
+        let added: Vec<(&str, &str)> = service
             .labels
-            .insert("service".to_string(), service.name.clone());
+            .iter()
+            .filter(|(k, _)| !alert.labels.contains_key(k))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([("service", service.name.as_str())])
+            .collect();
+        alert.labels.extend(added);
     }
 }
 
@@ -207,6 +211,7 @@ mod tests {
     use super::*;
     use crate::auth::{ApiToken, SecretDigest};
     use axum::http::HeaderValue;
+    use incident_actors::domain::Labels;
     use std::collections::BTreeMap;
 
     fn headers(auth: &str) -> HeaderMap {
@@ -236,12 +241,12 @@ mod tests {
             ]),
         };
         let mut alert = Alert {
-            labels: BTreeMap::from([
+            labels: Labels::from([
                 ("alertname".to_string(), "X".to_string()),
                 ("env".to_string(), "staging".to_string()),
                 ("service".to_string(), "other".to_string()),
             ]),
-            annotations: BTreeMap::new(),
+            annotations: Labels::new(),
             status: incident_actors::domain::AlertStatus::Firing,
             starts_at: incident_actors::time::Timestamp(0),
             ends_at: None,
@@ -255,11 +260,14 @@ mod tests {
         };
         ingest.stamp(std::slice::from_mut(&mut alert));
         assert_eq!(
-            alert.labels["service"], "llm",
+            &alert.labels["service"], "llm",
             "the key decides the service"
         );
-        assert_eq!(alert.labels["team"], "ml");
-        assert_eq!(alert.labels["env"], "staging", "the alert's own label wins");
+        assert_eq!(&alert.labels["team"], "ml");
+        assert_eq!(
+            &alert.labels["env"], "staging",
+            "the alert's own label wins"
+        );
     }
 
     #[test]

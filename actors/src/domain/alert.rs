@@ -1,15 +1,13 @@
 //! The normalised alert every ingest format is turned into.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::fingerprint::Fingerprint;
 use crate::time::Timestamp;
 
-/// Label and annotation sets. A `BTreeMap` keeps them sorted, which the
-/// fingerprint relies on and which makes JSON output stable.
-pub type Labels = BTreeMap<String, String>;
+/// Label and annotation sets: sorted by name, which the fingerprint relies
+/// on and which makes JSON output stable; compact (`super::labels`).
+pub use super::labels::Labels;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -32,9 +30,9 @@ impl AlertStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
-    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, String>))]
     pub labels: Labels,
-    #[cfg_attr(feature = "openapi", schema(value_type = BTreeMap<String, String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, String>))]
     pub annotations: Labels,
     pub status: AlertStatus,
     pub starts_at: Timestamp,
@@ -83,7 +81,7 @@ impl Alert {
         self.annotations
             .get("summary")
             .or_else(|| self.labels.get("alertname"))
-            .cloned()
+            .map(str::to_owned)
             .unwrap_or_else(|| format!("alert {}", self.fingerprint()))
     }
 }

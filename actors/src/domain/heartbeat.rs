@@ -480,10 +480,10 @@ mod tests {
             missed.dedup_key.as_deref(),
             Some("heartbeat:nightly-backup")
         );
-        assert_eq!(missed.labels["alertname"], "HeartbeatMissed");
-        assert_eq!(missed.labels["heartbeat"], "nightly-backup");
-        assert_eq!(missed.labels["service"], "storage");
-        assert_eq!(missed.labels["severity"], "critical");
+        assert_eq!(&missed.labels["alertname"], "HeartbeatMissed");
+        assert_eq!(&missed.labels["heartbeat"], "nightly-backup");
+        assert_eq!(&missed.labels["service"], "storage");
+        assert_eq!(&missed.labels["severity"], "critical");
         assert_eq!(missed.starts_at, at_min(13));
         assert_eq!(missed.title(), "Heartbeat nightly-backup missed");
         let description = &missed.annotations["description"];

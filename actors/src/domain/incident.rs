@@ -273,10 +273,7 @@ pub enum TransitionError {
 /// Which service an alert belongs to until routing rules exist: its
 /// `service` label, else `default`.
 pub fn service_of(labels: &Labels) -> String {
-    labels
-        .get("service")
-        .cloned()
-        .unwrap_or_else(|| "default".to_string())
+    labels.get("service").unwrap_or("default").to_string()
 }
 
 impl Incident {
@@ -294,7 +291,7 @@ impl Incident {
             fingerprint: key,
             title: alert.title(),
             status: IncidentStatus::Triggered,
-            severity: alert.labels.get("severity").cloned(),
+            severity: alert.labels.get("severity").map(str::to_owned),
             service: service_of(&alert.labels),
             labels: alert.labels.clone(),
             policy: policy.name.clone(),

@@ -7,6 +7,7 @@ pub mod directory;
 pub mod fingerprint;
 pub mod heartbeat;
 pub mod incident;
+pub mod labels;
 pub mod policy;
 pub mod restart;
 pub mod schedule;

@@ -169,7 +169,7 @@ impl Matcher {
 
     /// Whether the labels satisfy this matcher (an absent label is "").
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.matches_value(labels.get(&self.name).map(String::as_str).unwrap_or(""))
+        self.matches_value(labels.get(&self.name).unwrap_or(""))
     }
 }
 
