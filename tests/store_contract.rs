@@ -8,8 +8,6 @@
 
 mod support;
 
-use std::collections::BTreeSet;
-
 use incident_actors::domain::delivery::plan_deliveries;
 use incident_actors::domain::{
     Alert, AlertStatus, AttemptOutcome, Attribution, Change, Delivery, DeliveryKey, DeliveryStatus,
@@ -814,7 +812,7 @@ async fn deliveries_written_pending_with_their_commit(f: Fixture) {
     // the incident actor plans it), plus a webhook.
     let (mut one, open1) = open(1, "Paged", T0);
     let change = one.fire_escalation(&policy(), Timestamp(T0));
-    let console_page = plan_deliveries(&one, &BTreeSet::new(), &change, Timestamp(T0));
+    let console_page = plan_deliveries(&one, &Default::default(), &change, Timestamp(T0));
     assert_eq!(console_page.len(), 1, "{console_page:?}");
     assert_eq!(console_page[0].recipient, Recipient::Console);
     let hook_page = page_to(&one, 0, hook(), T0);

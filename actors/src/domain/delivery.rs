@@ -364,7 +364,7 @@ pub struct Notification {
 /// `paged_before` is the incident's `paged` set before the change.
 pub fn plan_deliveries(
     incident: &Incident,
-    paged_before: &std::collections::BTreeSet<Recipient>,
+    paged_before: &super::recipient_set::RecipientSet,
     change: &super::incident::Change,
     now: Timestamp,
 ) -> Vec<Delivery> {
@@ -513,7 +513,6 @@ mod tests {
     use crate::domain::incident::{Attribution, EventKind};
     use crate::domain::policy::{EscalationPolicy, EscalationStep};
     use crate::domain::{Alert, AlertStatus};
-    use std::collections::BTreeSet;
     use std::time::Duration;
 
     fn policy() -> EscalationPolicy {
@@ -583,7 +582,7 @@ mod tests {
             "alice by email + console"
         );
         assert_eq!(i.paged.len(), 2);
-        let pages = plan_deliveries(&i, &BTreeSet::new(), &change, Timestamp(0));
+        let pages = plan_deliveries(&i, &Default::default(), &change, Timestamp(0));
         assert_eq!(pages.len(), 2);
         assert!(pages.iter().all(|d| d.status == DeliveryStatus::Pending));
         assert_eq!(
@@ -609,7 +608,7 @@ mod tests {
             ]
         );
         assert!(i.escalation.exhausted);
-        assert!(plan_deliveries(&i, &BTreeSet::new(), &change, Timestamp(0)).is_empty());
+        assert!(plan_deliveries(&i, &Default::default(), &change, Timestamp(0)).is_empty());
     }
 
     #[test]

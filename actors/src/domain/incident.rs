@@ -6,16 +6,16 @@
 //! (notifications). The actor applies operations to a copy, commits the
 //! change, and only then keeps the copy, so memory never runs ahead of the store.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::alert::{Alert, AlertStatus, Labels};
-use super::delivery::Recipient;
 use super::directory::{Directory, ResolveTargets};
 use super::fingerprint::Fingerprint;
 use super::policy::{EscalationPolicy, EscalationState, StepFired, Target};
+use super::recipient_set::RecipientSet;
 use crate::time::Timestamp;
 
 /// The least wait after a whole pass of the policy reached nobody, before
@@ -224,7 +224,7 @@ pub struct Incident {
     pub next_seq: u32,
     /// Everyone and everything paged so far: told of later changes
     /// (acknowledged, resolved…) so no page is left stale.
-    pub paged: BTreeSet<Recipient>,
+    pub paged: RecipientSet,
 }
 
 /// What an operation changed: to persist, then to act on.
@@ -306,7 +306,7 @@ impl Incident {
             seen_count: 1,
             version: 0,
             next_seq: 0,
-            paged: BTreeSet::new(),
+            paged: RecipientSet::new(),
         };
         incident.alerts.insert(
             fp,

@@ -9,6 +9,7 @@ pub mod heartbeat;
 pub mod incident;
 pub mod labels;
 pub mod policy;
+pub mod recipient_set;
 pub mod restart;
 pub mod schedule;
 pub mod silence;
