@@ -44,6 +44,8 @@ pub struct MemoryStore {
     pending_read_delay: Mutex<Option<std::time::Duration>>,
     commit_delay: Mutex<Option<std::time::Duration>>,
     commits: AtomicU64,
+    /// Repeat counters of each successful commit that had any.
+    touch_commits: Mutex<Vec<usize>>,
 }
 
 impl MemoryStore {
@@ -77,6 +79,15 @@ impl MemoryStore {
     /// Number of successful commits (each one a transaction).
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::SeqCst)
+    }
+
+    /// How many repeat counters each successful commit that had any
+    /// carried, in commit order.
+    pub fn touches_per_commit(&self) -> Vec<usize> {
+        self.touch_commits
+            .lock()
+            .expect("memory store lock")
+            .clone()
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -201,6 +212,12 @@ impl Store for MemoryStore {
             if let Some((_, d)) = t.deliveries.get_mut(&a.key) {
                 d.record(&a.outcome, a.at);
             }
+        }
+        if !batch.touches.is_empty() {
+            self.touch_commits
+                .lock()
+                .expect("memory store lock")
+                .push(batch.touches.len());
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
         Ok(())

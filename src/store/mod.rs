@@ -17,6 +17,7 @@
 mod decode;
 mod deliveries;
 mod heartbeats;
+mod multirow;
 mod plan;
 pub mod postgres;
 mod query;

@@ -622,15 +622,62 @@ impl Store for PostgresStore {
     }
 }
 
-/// Applies delivery attempts inside `tx`; one on a key not in the log is
-/// skipped (with a warning), not an error: it must not lose the others.
+/// Applies delivery attempts inside `tx` (`deliveries::recorded_all`): one
+/// statement reads and locks the rows of their keys, one writes back those
+/// that changed. One on a key not in the log is skipped (with a warning),
+/// not an error: it must not lose the others.
 async fn apply_attempts(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     attempts: &[AttemptRecord],
 ) -> Result<(), StoreError> {
-    for a in attempts {
-        deliveries::skip_unknown_key(apply_attempt(tx, &a.key, &a.outcome, a.at).await)?;
+    if attempts.is_empty() {
+        return Ok(());
     }
+    // Locked in id order, so two transactions never wait on each other.
+    let sql = format!(
+        "{} WHERE key = ANY($1) ORDER BY id FOR UPDATE",
+        deliveries::SELECT_SQL
+    );
+    let rows: Vec<DeliveryColumns> = sqlx::query_as(&sql)
+        .bind(deliveries::keys(attempts))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(store_error)?;
+    let changed = deliveries::recorded_all(rows, attempts)?;
+    if changed.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE notifications AS n SET status = t.status, attempts = t.attempts, \
+         last_error = t.last_error, external_ref = t.external_ref, updated_at = t.updated_at \
+         FROM UNNEST($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::bigint[]) \
+         AS t(id, status, attempts, last_error, external_ref, updated_at) \
+         WHERE n.id = t.id",
+    )
+    .bind(changed.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(changed.iter().map(|(_, r)| r.status).collect::<Vec<_>>())
+    .bind(changed.iter().map(|(_, r)| r.attempts).collect::<Vec<_>>())
+    .bind(
+        changed
+            .iter()
+            .map(|(_, r)| r.last_error.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        changed
+            .iter()
+            .map(|(_, r)| r.external_ref.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        changed
+            .iter()
+            .map(|(_, r)| r.updated_at)
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 //! orders).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,7 +32,8 @@ use sqlx::{Connection, Sqlite, Transaction};
 use super::decode::{self, store_error, AlertColumns};
 use super::deliveries::{self, DeliveryColumns};
 use super::heartbeats;
-use super::plan::{plan, Plan};
+use super::multirow as multi;
+use super::plan::{plan, IncidentRow, Plan};
 use super::query::{list_sql, Dialect, Param};
 use super::silences;
 use super::StoreOpenError;
@@ -55,6 +57,57 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// `sqlite::memory:`: its one connection is the database.
     memory: bool,
+    /// The WAL checkpoint task of a file database, stopped with the last
+    /// clone of the store.
+    _checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// How often the WAL is checkpointed, off the commit path.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// A commit checkpoints the WAL itself only past this many pages (16 MiB
+/// of 4 KiB pages): a backstop should the checkpoint task fall behind.
+/// SQLite's default is 1,000 pages, which under load put a checkpoint (a
+/// write of the pages to the database file and an fsync of it) inside one
+/// commit in a few, and every caller waiting on that commit waited for it.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 4_096;
+
+/// Checkpoints the WAL of a file database every [`CHECKPOINT_EVERY`] on a
+/// connection of its own (`PRAGMA wal_checkpoint(PASSIVE)`: it copies what
+/// it can without waiting on readers or the writer, so commits go on
+/// meanwhile; the WAL starts over from its beginning once everything in it
+/// is in the database). Durability does not depend on it: a commit is
+/// durable once its WAL frames are synced.
+#[derive(Debug)]
+struct Checkpointer(tokio::task::JoinHandle<()>);
+
+impl Checkpointer {
+    fn start(pool: SqlitePool) -> Self {
+        Checkpointer(tokio::spawn(async move {
+            let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                let done: Result<(i64, i64, i64), sqlx::Error> =
+                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                        .fetch_one(&pool)
+                        .await;
+                match done {
+                    Ok(_) => {}
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(e) => tracing::debug!(error = %e, "WAL checkpoint failed; retried"),
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl SqliteStore {
@@ -86,7 +139,8 @@ impl SqliteStore {
             let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full);
+                .synchronous(SqliteSynchronous::Full)
+                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
             SqlitePoolOptions::new()
                 .max_connections(POOL_SIZE)
                 .connect_with(options)
@@ -94,9 +148,12 @@ impl SqliteStore {
         }
         .map_err(StoreOpenError::Connect)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let memory = is_memory(url);
+        let checkpointer = (!memory).then(|| Arc::new(Checkpointer::start(pool.clone())));
         Ok(SqliteStore {
             pool,
-            memory: is_memory(url),
+            memory,
+            _checkpointer: checkpointer,
         })
     }
 
@@ -162,38 +219,11 @@ impl SqliteStore {
     }
 
     async fn write(tx: &mut Transaction<'_, Sqlite>, plan: &Plan) -> Result<(), sqlx::Error> {
-        for r in &plan.incidents {
-            sqlx::query(
-                "INSERT INTO incidents (id, fingerprint, status, title, severity, service, labels, \
-                 alert_count, seen_count, created_at, updated_at, last_seen, resolved_at, version, state) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-                 ON CONFLICT (id) DO UPDATE SET \
-                 fingerprint = excluded.fingerprint, status = excluded.status, title = excluded.title, \
-                 severity = excluded.severity, service = excluded.service, labels = excluded.labels, \
-                 alert_count = excluded.alert_count, \
-                 seen_count = MAX(incidents.seen_count, excluded.seen_count), \
-                 created_at = excluded.created_at, updated_at = excluded.updated_at, \
-                 last_seen = MAX(incidents.last_seen, excluded.last_seen), \
-                 resolved_at = excluded.resolved_at, version = excluded.version, state = excluded.state",
-            )
-            .bind(r.id)
-            .bind(&r.fingerprint)
-            .bind(r.status)
-            .bind(&r.title)
-            .bind(&r.severity)
-            .bind(&r.service)
-            .bind(&r.labels)
-            .bind(r.alert_count)
-            .bind(r.seen_count)
-            .bind(r.created_at)
-            .bind(r.updated_at)
-            .bind(r.last_seen)
-            .bind(r.resolved_at)
-            .bind(r.version)
-            .bind(&r.state)
-            .execute(&mut **tx)
-            .await?;
-        }
+        // Resolved snapshots first, in a statement of their own: they free
+        // fingerprints that open ones of the same batch may take (`plan`).
+        let (resolved, open) = plan.incidents.split_at(plan.resolved_count());
+        Self::upsert(tx, resolved).await?;
+        Self::upsert(tx, open).await?;
         if !plan.incidents.is_empty() {
             // The label index of the incident list (0003_list_indexes.sql,
             // 0007_list_updated.sql): rows for the labels of every incident
@@ -214,80 +244,104 @@ impl SqliteStore {
             .execute(&mut **tx)
             .await?;
         }
-        for e in &plan.events {
-            sqlx::query(
-                "INSERT INTO incident_events (incident_id, seq, at, kind, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .bind(e.incident_id)
-            .bind(e.seq)
-            .bind(e.at)
-            .bind(e.kind)
-            .bind(&e.body)
-            .execute(&mut **tx)
-            .await?;
+        for rows in multi::chunks(&plan.events) {
+            let mut q = sqlx::query(multi::EVENTS.sql(rows.len()));
+            for e in rows {
+                q = q
+                    .bind(e.incident_id)
+                    .bind(e.seq)
+                    .bind(e.at)
+                    .bind(e.kind)
+                    .bind(&e.body);
+            }
+            q.execute(&mut **tx).await?;
         }
-        for a in &plan.alerts {
-            sqlx::query(
-                "INSERT INTO alerts (incident_id, fingerprint, status, source, dedup_key, labels, \
-                 annotations, starts_at, ends_at, received_at, extra) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .bind(a.incident_id)
-            .bind(&a.fingerprint)
-            .bind(a.status)
-            .bind(&a.source)
-            .bind(&a.dedup_key)
-            .bind(&a.labels)
-            .bind(&a.annotations)
-            .bind(a.starts_at)
-            .bind(a.ends_at)
-            .bind(a.received_at)
-            .bind(&a.extra)
-            .execute(&mut **tx)
-            .await?;
+        // Rows go in in the order given, so alert ids follow the batch order.
+        for rows in multi::chunks(&plan.alerts) {
+            let mut q = sqlx::query(multi::ALERTS.sql(rows.len()));
+            for a in rows {
+                q = q
+                    .bind(a.incident_id)
+                    .bind(&a.fingerprint)
+                    .bind(a.status)
+                    .bind(&a.source)
+                    .bind(&a.dedup_key)
+                    .bind(&a.labels)
+                    .bind(&a.annotations)
+                    .bind(a.starts_at)
+                    .bind(a.ends_at)
+                    .bind(a.received_at)
+                    .bind(&a.extra);
+            }
+            q.execute(&mut **tx).await?;
         }
-        for t in &plan.touches {
-            // The refreshed snapshot only replaces the one it was taken from.
-            let (version, state) = match &t.snapshot {
-                Some((v, s)) => (Some(*v), Some(s.as_slice())),
-                None => (None, None),
-            };
-            sqlx::query(
-                "UPDATE incidents SET last_seen = MAX(last_seen, ?1), \
-                 seen_count = MAX(seen_count, ?2), \
-                 state = CASE WHEN version = ?4 THEN ?5 ELSE state END WHERE id = ?3",
-            )
-            .bind(t.last_seen)
-            .bind(t.seen_count)
-            .bind(t.id)
-            .bind(version)
-            .bind(state)
-            .execute(&mut **tx)
-            .await?;
+        // The refreshed snapshot only replaces the one it was taken from.
+        for rows in multi::chunks(&plan.touches) {
+            let mut q = sqlx::query(multi::TOUCHES.sql(rows.len()));
+            for t in rows {
+                let (version, state) = match &t.snapshot {
+                    Some((v, s)) => (Some(*v), Some(s.as_slice())),
+                    None => (None, None),
+                };
+                q = q
+                    .bind(t.id)
+                    .bind(t.last_seen)
+                    .bind(t.seen_count)
+                    .bind(version)
+                    .bind(state);
+            }
+            q.execute(&mut **tx).await?;
         }
-        for d in &plan.deliveries {
-            // A key already in the log is left as it is (a replayed commit
-            // never pages twice).
-            sqlx::query(
-                "INSERT INTO notifications (key, incident_id, event, recipient, transport, status, \
-                 attempts, last_error, external_ref, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-                 ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(&d.key)
-            .bind(d.incident_id)
-            .bind(&d.event)
-            .bind(&d.recipient)
-            .bind(&d.transport)
-            .bind(d.status)
-            .bind(d.attempts)
-            .bind(&d.last_error)
-            .bind(&d.external_ref)
-            .bind(d.created_at)
-            .bind(d.updated_at)
-            .execute(&mut **tx)
-            .await?;
+        // A key already in the log is left as it is (a replayed commit
+        // never pages twice).
+        for rows in multi::chunks(&plan.deliveries) {
+            let mut q = sqlx::query(multi::DELIVERIES.sql(rows.len()));
+            for d in rows {
+                q = q
+                    .bind(&d.key)
+                    .bind(d.incident_id)
+                    .bind(&d.event)
+                    .bind(&d.recipient)
+                    .bind(&d.transport)
+                    .bind(d.status)
+                    .bind(d.attempts)
+                    .bind(&d.last_error)
+                    .bind(&d.external_ref)
+                    .bind(d.created_at)
+                    .bind(d.updated_at);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Snapshots written (inserted, or updated over the stored row), a
+    /// statement per chunk of rows.
+    async fn upsert(
+        tx: &mut Transaction<'_, Sqlite>,
+        rows: &[IncidentRow],
+    ) -> Result<(), sqlx::Error> {
+        for rows in multi::chunks(rows) {
+            let mut q = sqlx::query(multi::INCIDENTS.sql(rows.len()));
+            for r in rows {
+                q = q
+                    .bind(r.id)
+                    .bind(&r.fingerprint)
+                    .bind(r.status)
+                    .bind(&r.title)
+                    .bind(&r.severity)
+                    .bind(&r.service)
+                    .bind(&r.labels)
+                    .bind(r.alert_count)
+                    .bind(r.seen_count)
+                    .bind(r.created_at)
+                    .bind(r.updated_at)
+                    .bind(r.last_seen)
+                    .bind(r.resolved_at)
+                    .bind(r.version)
+                    .bind(&r.state);
+            }
+            q.execute(&mut **tx).await?;
         }
         Ok(())
     }
@@ -537,14 +591,41 @@ impl Store for SqliteStore {
     }
 }
 
-/// Applies delivery attempts inside `tx`; one on a key not in the log is
-/// skipped (with a warning), not an error: it must not lose the others.
+/// Applies delivery attempts inside `tx` (`deliveries::recorded_all`): one
+/// statement reads the rows of their keys, a few write back those that
+/// changed. One on a key not in the log is skipped (with a warning), not an
+/// error: it must not lose the others.
 async fn apply_attempts(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     attempts: &[AttemptRecord],
 ) -> Result<(), StoreError> {
-    for a in attempts {
-        deliveries::skip_unknown_key(apply_attempt(tx, &a.key, &a.outcome, a.at).await)?;
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let keys = serde_json::to_string(&deliveries::keys(attempts))
+        .map_err(|e| StoreError::Rejected(format!("delivery keys as JSON: {e}")))?;
+    let sql = format!(
+        "{} WHERE key IN (SELECT value FROM json_each(?1))",
+        deliveries::SELECT_SQL
+    );
+    let rows: Vec<DeliveryColumns> = sqlx::query_as(&sql)
+        .bind(keys)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(store_error)?;
+    let changed = deliveries::recorded_all(rows, attempts)?;
+    for rows in multi::chunks(&changed) {
+        let mut q = sqlx::query(multi::ATTEMPTS.sql(rows.len()));
+        for (id, r) in rows {
+            q = q
+                .bind(*id)
+                .bind(r.status)
+                .bind(r.attempts)
+                .bind(&r.last_error)
+                .bind(&r.external_ref)
+                .bind(r.updated_at);
+        }
+        q.execute(&mut **tx).await.map_err(store_error)?;
     }
     Ok(())
 }
