@@ -102,6 +102,14 @@ impl IncidentCommand {
     }
 }
 
+/// One alert of a [`RouterMsg::IngestBatch`]: its incident key, computed
+/// once by the sender (`Alert::incident_key`), and its own reply port.
+pub struct KeyedAlert {
+    pub key: Fingerprint,
+    pub alert: Alert,
+    pub reply: IngestReply,
+}
+
 pub enum RouterMsg {
     /// Route an alert to its open incident, opening one if none. `span` is
     /// the caller's (the HTTP handler's `ingest` span): the incident actor
@@ -109,6 +117,13 @@ pub enum RouterMsg {
     Ingest {
         alert: Alert,
         reply: IngestReply,
+        span: tracing::Span,
+    },
+    /// Route a request's alerts (`System::ingest_batch`), each to its
+    /// incident as `Ingest` would, in input order. Every alert has its own
+    /// reply port; `span` is the caller's one span for the whole batch.
+    IngestBatch {
+        alerts: Vec<KeyedAlert>,
         span: tracing::Span,
     },
     /// Run a command on an open incident.

@@ -334,7 +334,7 @@ fn to_alert(
     if parsed.labels.is_empty() {
         return Err(invalid("`labels` must not be empty"));
     }
-    if parsed.labels.keys().any(String::is_empty) {
+    if parsed.labels.iter().any(|(name, _)| name.is_empty()) {
         return Err(invalid("label names in `labels` must not be empty"));
     }
     let status = if group.resolved {
@@ -420,7 +420,7 @@ mod tests {
             a.starts_at,
             Timestamp::parse_rfc3339("2024-01-02T03:04:05Z").unwrap()
         );
-        assert_eq!(a.annotations["summary"], "s");
+        assert_eq!(&a.annotations["summary"], "s");
         assert_eq!(
             extra(a),
             json!({"generatorURL": "http://prom/graph", "fingerprint": "04269496f970fd8a",

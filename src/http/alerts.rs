@@ -1,31 +1,34 @@
 //! `POST /v1/alerts`: lim's native ingest format.
 //!
 //! The body is one alert object or `{"alerts":[…]}`. The whole request is
-//! parsed and validated first ([`parse_alert_request`], pure); only then is
-//! anything ingested, so a bad request never changes stored data. Alerts go
-//! to `System::ingest`: alerts of different incidents concurrently, alerts
-//! sharing an incident key one after another in input order
-//! ([`group_by_incident_key`]). The answer is 202 only once every alert's
-//! effect is committed; results are in input order.
+//! parsed and validated first ([`decode_alert_request`], pure: straight
+//! from the bytes into typed alerts); only then is anything ingested, so a
+//! bad request never changes stored data. One alert goes to
+//! `System::ingest`, more to `System::ingest_batch` ([`ingest_all`]): one
+//! router message for the request, alerts of different incidents applied
+//! concurrently, alerts sharing an incident key one after another in input
+//! order. The answer is 202 only once every alert's effect is committed;
+//! results are in input order.
 
-use std::collections::HashMap;
-
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::Json;
-use incident_actors::domain::{Alert, AlertStatus, Labels};
+use incident_actors::domain::{Alert, AlertStatus, IngestAction, Labels};
 use incident_actors::messages::{IngestError, IngestOutcome};
 use incident_actors::time::{Clock, SystemClock, Timestamp};
 use incident_actors::System;
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeSeed, Error as _, IgnoredAny, IntoDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use tokio::task::JoinSet;
 use utoipa::ToSchema;
 
 use super::auth::IngestService;
 use super::error::ErrorBody;
 use super::openapi::{BodyErrors, KeyErrors, Unavailable};
-use super::{ApiError, ApiJson, AppState, Ready};
+use super::{decode_json, is_json_content_type, ApiError, AppState, Ready, BODY_LIMIT};
 
 /// The `source` of alerts received here.
 pub const SOURCE: &str = "native";
@@ -60,8 +63,8 @@ pub struct NativeAlert {
 }
 
 /// Documents the accepted body of `POST /v1/alerts`, which
-/// [`parse_alert_request`] reads by hand from a `serde_json::Value` (so its
-/// errors name the alert's index): one alert, or a batch. Not used to parse.
+/// [`decode_alert_request`] reads by hand (so its errors name the alert's
+/// index): one alert, or a batch. Not used to parse.
 #[derive(ToSchema)]
 #[serde(untagged)]
 #[schema(
@@ -120,9 +123,9 @@ pub async fn post_alerts(
     service: IngestService,
     Ready(system): Ready,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
+    JsonBytes(body): JsonBytes,
 ) -> Result<(StatusCode, Json<IngestResponse>), ApiError> {
-    let mut alerts = parse_alert_request(body, SystemClock.now())?;
+    let mut alerts = decode_alert_request(&body, SystemClock.now())?;
     service.stamp(&mut alerts);
     let _permit = state.admit(&alerts)?;
     let results = ingest_all(&system, alerts).await?;
@@ -175,11 +178,16 @@ fn parse_alert(index: usize, item: Value, now: Timestamp) -> Result<Alert, ApiEr
             ApiError::InvalidBody(format!("alert {index}: {path}: {message}"))
         }
     })?;
+    to_alert(index, native, now)
+}
+
+/// Checks one deserialised alert (the `index`th) and makes it an [`Alert`].
+fn to_alert(index: usize, native: NativeAlert, now: Timestamp) -> Result<Alert, ApiError> {
     let invalid = |what: &str| ApiError::InvalidBody(format!("alert {index}: {what}"));
     if native.labels.is_empty() {
         return Err(invalid("`labels` must not be empty"));
     }
-    if native.labels.keys().any(String::is_empty) {
+    if native.labels.iter().any(|(name, _)| name.is_empty()) {
         return Err(invalid("label names in `labels` must not be empty"));
     }
     if native.dedup_key.as_deref() == Some("") {
@@ -197,20 +205,111 @@ fn parse_alert(index: usize, item: Value, now: Timestamp) -> Result<Alert, ApiEr
     })
 }
 
-/// Indices of `alerts` grouped by incident key, each group in input order,
-/// groups in order of first appearance. Alerts of one group must be applied
-/// one after another; different groups are independent.
-pub fn group_by_incident_key(alerts: &[Alert]) -> Vec<Vec<usize>> {
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut by_key = HashMap::new();
-    for (i, alert) in alerts.iter().enumerate() {
-        let g = *by_key.entry(alert.incident_key()).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
-        groups[g].push(i);
+/// [`parse_alert_request`] straight from the body's bytes: deserialised
+/// once into [`NativeAlert`]s, without a `serde_json::Value` in between.
+/// A body that does not deserialise that way (any error, or a shape it
+/// does not take: an empty batch, a field next to `alerts`) is read again
+/// by [`parse_alert_request`] through a `Value`, so a bad request gets
+/// exactly its answer: `invalid_json` for a syntax error anywhere, else
+/// `invalid_body` naming the alert's index and the field.
+pub fn decode_alert_request(bytes: &[u8], now: Timestamp) -> Result<Vec<Alert>, ApiError> {
+    match serde_json::from_slice::<NativeBody>(bytes) {
+        Ok(NativeBody(items)) if !items.is_empty() => items
+            .into_iter()
+            .enumerate()
+            .map(|(index, native)| to_alert(index, native, now))
+            .collect(),
+        _ => parse_alert_request(decode_json::<Value>(bytes)?, now),
     }
-    groups
+}
+
+/// The alerts of a native body, deserialised in one pass: `{"alerts":[…]}`
+/// when `alerts` is the first key (and the only one), else one alert.
+struct NativeBody(Vec<NativeAlert>);
+
+impl<'de> Deserialize<'de> for NativeBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(NativeBodyVisitor)
+    }
+}
+
+struct NativeBodyVisitor;
+
+impl<'de> Visitor<'de> for NativeBodyVisitor {
+    type Value = NativeBody;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an alert object or {\"alerts\":[…]}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NativeBody, A::Error> {
+        let Some(first) = map.next_key::<String>()? else {
+            return Err(A::Error::custom("no fields"));
+        };
+        if first == "alerts" {
+            let alerts: Vec<NativeAlert> = map.next_value()?;
+            if map.next_key::<IgnoredAny>()?.is_some() {
+                return Err(A::Error::custom("a field next to `alerts`"));
+            }
+            return Ok(NativeBody(alerts));
+        }
+        let rest = FirstKeyThen {
+            first: Some(first),
+            map,
+        };
+        NativeAlert::deserialize(MapAccessDeserializer::new(rest)).map(|a| NativeBody(vec![a]))
+    }
+}
+
+/// A map whose first key was already read: gives it back, then the rest.
+struct FirstKeyThen<A> {
+    first: Option<String>,
+    map: A,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for FirstKeyThen<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        match self.first.take() {
+            Some(key) => seed
+                .deserialize(IntoDeserializer::<A::Error>::into_deserializer(key))
+                .map(Some),
+            None => self.map.next_key_seed(seed),
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+}
+
+/// A JSON body as its bytes, checked like [`ApiJson`](super::ApiJson)'s
+/// (415 unless the content type is JSON, 413 over the body limit), for
+/// the ingest handlers that deserialise it themselves, in one pass.
+pub struct JsonBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json_content_type(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        Bytes::from_request(req, state)
+            .await
+            .map(JsonBytes)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(BODY_LIMIT)
+                } else {
+                    ApiError::BodyRead(rejection.body_text())
+                }
+            })
+    }
 }
 
 /// Ingests one alert inside its own `ingest` span (source, fingerprint,
@@ -234,44 +333,40 @@ async fn ingest_one(system: &System, alert: Alert) -> Result<IngestOutcome, Inge
 }
 
 /// Ingests every alert; answers in input order once all are committed.
+///
+/// One alert goes through `System::ingest` in its own `ingest` span. More
+/// go to the router as one message (`System::ingest_batch`: each alert's
+/// incident key hashed once, alerts of one incident applied in input
+/// order, different incidents concurrently), inside one `ingest_batch`
+/// span for the request (source, how many alerts, then how many of them
+/// created, joined or resolved an incident); the incident actors' commits
+/// are its children.
 pub(crate) async fn ingest_all(
     system: &System,
     alerts: Vec<Alert>,
 ) -> Result<Vec<IngestOutcome>, ApiError> {
+    use tracing::field::Empty;
+    use tracing::Instrument;
     if alerts.len() == 1 {
         let alert = alerts.into_iter().next().expect("one alert");
         return Ok(vec![ingest_one(system, alert).await?]);
     }
-    let count = alerts.len();
-    let groups = group_by_incident_key(&alerts);
-    let mut slots: Vec<Option<Alert>> = alerts.into_iter().map(Some).collect();
-    let mut tasks = JoinSet::new();
-    for group in groups {
-        let items: Vec<(usize, Alert)> = group
-            .into_iter()
-            .filter_map(|i| slots[i].take().map(|a| (i, a)))
-            .collect();
-        let system = system.clone();
-        tasks.spawn(async move {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, alert) in items {
-                out.push((i, ingest_one(&system, alert).await?));
-            }
-            Ok::<_, IngestError>(out)
-        });
+    let span = tracing::info_span!(
+        "ingest_batch",
+        source = alerts.first().map_or("", |a| a.source.as_str()),
+        alerts = alerts.len(),
+        created = Empty,
+        joined = Empty,
+        resolved = Empty,
+    );
+    let outcomes = system.ingest_batch(alerts).instrument(span.clone()).await?;
+    if !span.is_disabled() {
+        let count = |action| outcomes.iter().filter(|o| o.action == action).count();
+        span.record("created", count(IngestAction::Created));
+        span.record("joined", count(IngestAction::Joined));
+        span.record("resolved", count(IngestAction::Resolved));
     }
-    let mut results: Vec<Option<IngestOutcome>> = vec![None; count];
-    while let Some(joined) = tasks.join_next().await {
-        let outcomes =
-            joined.map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))??;
-        for (i, outcome) in outcomes {
-            results[i] = Some(outcome);
-        }
-    }
-    results
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| ApiError::Internal("an alert got no ingest result".into()))
+    Ok(outcomes)
 }
 
 #[cfg(test)]
@@ -355,19 +450,65 @@ mod tests {
         assert!(err(json!("x")).contains("expected an alert object"));
     }
 
+    /// The one-pass decoder and the `Value` path agree on `body`: the same
+    /// alerts, or the same error (code and message).
+    fn agree(body: &str) {
+        let once = decode_alert_request(body.as_bytes(), NOW);
+        let twice = decode_json::<Value>(body.as_bytes()).and_then(|v| parse_alert_request(v, NOW));
+        match (once, twice) {
+            (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{body}"),
+            (Err(a), Err(b)) => assert_eq!(
+                (a.code(), a.to_string()),
+                (b.code(), b.to_string()),
+                "{body}"
+            ),
+            (a, b) => panic!("{body}: {a:?} against {b:?}"),
+        }
+    }
+
     #[test]
-    fn groups_keep_input_order_per_incident_key() {
-        let body = json!({"alerts": [
-            {"labels": {"a": "1"}},
-            {"labels": {"a": "2"}},
-            {"labels": {"a": "1"}, "status": "resolved"},
-            {"labels": {"b": "x"}, "dedup_key": "k"},
-            {"labels": {"b": "y"}, "dedup_key": "k"},
-        ]});
-        let alerts = parse_alert_request(body, NOW).unwrap();
-        assert_eq!(
-            group_by_incident_key(&alerts),
-            vec![vec![0, 2], vec![1], vec![3, 4]]
-        );
+    fn decoding_the_bytes_once_answers_as_the_value_path() {
+        for body in [
+            r#"{"labels":{"a":"1"}}"#,
+            r#"{"annotations":{"s":"x"},"labels":{"a":"1"},"startsAt":"2024-01-02T03:04:05Z"}"#,
+            r#"{"alerts":[{"labels":{"a":"1"}},{"labels":{"b":"2"},"dedup_key":"k","status":"resolved"}]}"#,
+            r#"{"labels":{"a":"1","a":"2"}}"#,
+            r#"{"labels":{"a":"1"},"labels":{"b":"2"}}"#,
+            r#"{"alerts":[]}"#,
+            r#"{"alerts":[{"labels":{"a":"1"}}],"x":1}"#,
+            r#"{"x":1,"alerts":[{"labels":{"a":"1"}}]}"#,
+            r#"{"labels":{"a":"1"},"alerts":[]}"#,
+            r#"{"alerts":{}}"#,
+            r#"{"alerts":[{"labels":{"a":"1"}},{"labels":{"a":1}}]}"#,
+            r#"{"alerts":[{"labels":{"a":"1"}},{"labels":{}}]}"#,
+            r#"{"alerts":[{"labels":{"a":"1"}},{"labels":{"a":"1"},"lables":{}}]}"#,
+            r#"{"labels":{"a":"1"},"starts_at":"yesterday"}"#,
+            r#"{"labels":{"":"1"}}"#,
+            r#"{"labels":{"a":"1"},"dedup_key":""}"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#""x""#,
+            r#"{"alerts":[{"labels":{"a":"1"}}"#,
+            r#"{"labels":{"a":"1"}} x"#,
+            r#"{"alerts":[{"status":"open"}],"#,
+        ] {
+            agree(body);
+        }
+    }
+
+    #[test]
+    fn well_formed_bodies_decode_in_one_pass() {
+        let one: NativeBody =
+            serde_json::from_str(r#"{"labels":{"a":"1"},"status":"resolved"}"#).expect("one alert");
+        assert_eq!(one.0.len(), 1);
+        assert_eq!(one.0[0].status, AlertStatus::Resolved);
+        let batch: NativeBody =
+            serde_json::from_str(r#"{"alerts":[{"labels":{"a":"1"}},{"labels":{"a":"2"}}]}"#)
+                .expect("a batch");
+        assert_eq!(batch.0.len(), 2);
+        // Shapes it leaves to the `Value` path.
+        assert!(serde_json::from_str::<NativeBody>(r#"{"x":1,"alerts":[]}"#).is_err());
+        assert!(serde_json::from_str::<NativeBody>(r#"{"alerts":[],"x":1}"#).is_err());
+        assert!(serde_json::from_str::<NativeBody>("{}").is_err());
     }
 }

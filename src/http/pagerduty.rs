@@ -601,22 +601,22 @@ mod tests {
             alert.starts_at,
             Timestamp::parse_rfc3339("2024-01-02T03:04:05Z").unwrap()
         );
-        let labels: Vec<_> = alert
+        let labels: Vec<String> = alert
             .labels
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .map(|(k, v)| format!("{k}={v}"))
             .collect();
         assert_eq!(
             labels,
-            vec![
-                ("class", "latency"),
-                ("component", "chat"),
-                ("group", "llm"),
-                ("severity", "error"),
-                ("source", "gw-1")
+            [
+                "class=latency",
+                "component=chat",
+                "group=llm",
+                "severity=error",
+                "source=gw-1"
             ]
         );
-        assert_eq!(alert.annotations["summary"], "p99 latency 4.2s");
+        assert_eq!(&alert.annotations["summary"], "p99 latency 4.2s");
         let extra: Value = serde_json::from_str(alert.extra.as_deref().unwrap()).unwrap();
         assert_eq!(
             extra,
