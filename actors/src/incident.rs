@@ -109,8 +109,10 @@ pub struct IncidentState {
     /// Resolved (or never created): the router was told; alerts that still
     /// arrive are sent back to the router to open a new incident.
     closing: bool,
-    /// One slot per `TimerKind`, indexed by `TimerKind::index`.
-    timers: [Option<ArmedTimer>; 3],
+    /// One slot per `TimerKind`, indexed by `TimerKind::index`. Boxed:
+    /// most incidents have one of the three armed, and this state lives
+    /// as long as the incident (72 bytes per empty slot otherwise).
+    timers: [Option<Box<ArmedTimer>>; 3],
     generation: u64,
     /// Cleared when an acknowledge or resolve commits; travels with each page.
     paging: Arc<AtomicBool>,
@@ -154,12 +156,12 @@ impl IncidentState {
             },
         );
         // Replacing the slot drops (cancels) the previous timer.
-        self.timers[kind.index()] = Some(ArmedTimer {
+        self.timers[kind.index()] = Some(Box::new(ArmedTimer {
             deadline,
             armed_at: (now, armed_at),
             generation,
             _queued: queued,
-        });
+        }));
     }
 
     /// Makes the armed timers match the incident's deadlines, computed at
@@ -597,7 +599,7 @@ async fn handle_message(
             if !state.timer_is_current(kind, generation) {
                 return Ok(());
             }
-            // Forget the timer that just fired (its task is done); its
+            // Forget the timer that just fired (the queue dropped it); its
             // deadline came on tokio's clock, whatever the wall clock did.
             let Some(fired) = state.timers[kind.index()].take() else {
                 return Ok(());

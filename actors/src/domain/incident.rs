@@ -6,7 +6,6 @@
 //! (notifications). The actor applies operations to a copy, commits the
 //! change, and only then keeps the copy, so memory never runs ahead of the store.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +14,7 @@ use super::alert::{Alert, AlertStatus, Labels};
 use super::directory::{Directory, ResolveTargets};
 use super::fingerprint::Fingerprint;
 use super::policy::{EscalationPolicy, EscalationState, StepFired, Target};
+use super::alert_map::AlertMap;
 use super::recipient_set::RecipientSet;
 use crate::time::Timestamp;
 
@@ -205,11 +205,9 @@ pub struct Incident {
     pub service: String,
     pub labels: Labels,
     pub policy: String,
-    /// Boxed: a B-tree leaf holds room for 11 entries however few are in
-    /// it, and most incidents hold one alert; 11 pointers instead of 11
-    /// `AlertEntry`s saves about 2 KiB per open incident. (Serialised the
-    /// same: `Box<T>` is transparent to serde, so snapshots are unchanged.)
-    pub alerts: BTreeMap<Fingerprint, Box<AlertEntry>>,
+    /// By fingerprint, sorted (`super::alert_map`: a vector, not a B-tree
+    /// whose leaf holds room for 11 where most incidents hold one).
+    pub alerts: AlertMap,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub acknowledged: Option<(Timestamp, Attribution)>,
@@ -295,7 +293,7 @@ impl Incident {
             service: service_of(&alert.labels),
             labels: alert.labels.clone(),
             policy: policy.name.clone(),
-            alerts: BTreeMap::new(),
+            alerts: AlertMap::new(),
             created_at: now,
             updated_at: now,
             acknowledged: None,

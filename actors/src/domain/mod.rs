@@ -2,6 +2,7 @@
 //! function of its inputs and is unit tested in place.
 
 pub mod alert;
+pub mod alert_map;
 pub mod delivery;
 pub mod directory;
 pub mod fingerprint;
