@@ -4,8 +4,10 @@
 //! incidents, and the pending escalation timers are re-armed and fire.
 //! Run against SQLite and PostgreSQL, at two loads: 8 clients over 300
 //! fingerprints, and the ingest benchmark's shape (32 connections over 5,000
-//! fingerprints, killed once 2,000 alerts were acknowledged), so speed is
-//! never bought with an answer before the commit.
+//! fingerprints, killed once 2,000 alerts were acknowledged), one alert per
+//! request and in batches of 100 (the benchmark's batch mode, the router's
+//! one-message batch path), so speed is never bought with an answer before
+//! the commit.
 
 mod lim_process;
 mod support;
@@ -28,6 +30,8 @@ struct Load {
     kill_after: usize,
     /// Open incidents whose re-armed timers are checked (all when smaller).
     timer_sample: usize,
+    /// Alerts per request: 1, or a batch (`{"alerts": [...]}`).
+    per_request: usize,
 }
 
 const LIGHT: Load = Load {
@@ -35,6 +39,7 @@ const LIGHT: Load = Load {
     fingerprints: 300,
     kill_after: 400,
     timer_sample: usize::MAX,
+    per_request: 1,
 };
 
 /// `benches/ingest_load.rs`'s shape.
@@ -43,6 +48,16 @@ const BENCHMARK: Load = Load {
     fingerprints: 5_000,
     kill_after: 2_000,
     timer_sample: 200,
+    per_request: 1,
+};
+
+/// The benchmark's batch mode: 100 alerts per request.
+const BENCHMARK_BATCH: Load = Load {
+    clients: 32,
+    fingerprints: 5_000,
+    kill_after: 5_000,
+    timer_sample: 200,
+    per_request: 100,
 };
 
 /// Every open incident, page by page.
@@ -92,6 +107,7 @@ async fn crash_and_recover(database_url: &str, load: Load) {
         fingerprints,
         kill_after,
         timer_sample,
+        per_request,
     } = load;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path());
@@ -114,17 +130,29 @@ async fn crash_and_recover(database_url: &str, load: Load) {
         );
         clients.push(tokio::spawn(async move {
             for i in 0.. {
-                let n = (c * 7919 + i * 13) % fingerprints;
-                let body = json!({"labels": {"alertname": "CrashTest", "n": n.to_string(), "service": "chat"}});
-                sent.fetch_add(1, Ordering::Relaxed);
+                let alerts: Vec<Value> = (0..per_request)
+                    .map(|k| {
+                        let n = (c * 7919 + (i * per_request + k) * 13) % fingerprints;
+                        json!({"labels": {"alertname": "CrashTest", "n": n.to_string(), "service": "chat"}})
+                    })
+                    .collect();
+                let body = match per_request {
+                    1 => alerts[0].clone(),
+                    _ => json!({ "alerts": alerts }),
+                };
+                sent.fetch_add(per_request, Ordering::Relaxed);
                 let Ok(resp) = client.post(&url).json(&body).send().await else { break };
                 if !resp.status().is_success() {
                     continue;
                 }
                 let Ok(v) = resp.json::<Value>().await else { break };
-                let r = &v["results"][0];
-                let fp = r["fingerprint"].as_str().unwrap().to_string();
-                acked.lock().unwrap().push((fp, r["incident_id"].as_u64().unwrap()));
+                let results = v["results"].as_array().unwrap();
+                assert_eq!(results.len(), per_request, "one result per alert: {v}");
+                let mut acked = acked.lock().unwrap();
+                for r in results {
+                    let fp = r["fingerprint"].as_str().unwrap().to_string();
+                    acked.push((fp, r["incident_id"].as_u64().unwrap()));
+                }
             }
         }));
     }
@@ -256,4 +284,16 @@ async fn crash_under_the_benchmarks_load_loses_nothing_sqlite() {
 async fn crash_under_the_benchmarks_load_loses_nothing_postgres() {
     let url = support::fresh_postgres_url().await;
     crash_and_recover(&url, BENCHMARK).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_under_the_benchmarks_batch_load_loses_nothing_sqlite() {
+    let (_dir, url) = support::temp_sqlite_url();
+    crash_and_recover(&url, BENCHMARK_BATCH).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_under_the_benchmarks_batch_load_loses_nothing_postgres() {
+    let url = support::fresh_postgres_url().await;
+    crash_and_recover(&url, BENCHMARK_BATCH).await;
 }
