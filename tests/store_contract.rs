@@ -1894,3 +1894,47 @@ fn postgres_urls_get_their_database_replaced() {
     );
     assert_eq!(with("postgres://h", "x"), "postgres://h/x");
 }
+
+/// SQLite checkpoints its WAL off the commit path: a commit's own
+/// auto-checkpoint is only a backstop (4,096 pages), and a task of the
+/// store copies the WAL into the database file within a few 500 ms
+/// intervals of the last commit.
+#[tokio::test]
+async fn sqlite_checkpoints_the_wal_in_the_background() {
+    let (dir, url) = support::temp_sqlite_url();
+    let store = SqliteStore::open(&url).await.unwrap();
+    let shared: SharedStore = std::sync::Arc::new(store.clone());
+    let (pages,): (i64,) = sqlx::query_as("PRAGMA wal_autocheckpoint")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(pages, 4_096);
+    for id in 1..=50 {
+        let (_, w) = open(id, &format!("Wal{id}"), T0 + id as i64);
+        commit(&shared, vec![w]).await;
+    }
+    // Every page of the database is in its file once a checkpoint ran
+    // (before, the new ones are only in the WAL).
+    let file = dir.path().join("lim.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (count,): (i64,) = sqlx::query_as("PRAGMA page_count")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let (size,): (i64,) = sqlx::query_as("PRAGMA page_size")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let on_disk = std::fs::metadata(&file).unwrap().len();
+        if on_disk == (count * size) as u64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "WAL not checkpointed: {on_disk} bytes in the file, {count} pages of {size}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(open_ids(&shared).await.len(), 50);
+}
