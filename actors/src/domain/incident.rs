@@ -11,10 +11,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::alert::{Alert, AlertStatus, Labels};
+use super::alert_map::AlertMap;
 use super::directory::{Directory, ResolveTargets};
 use super::fingerprint::Fingerprint;
 use super::policy::{EscalationPolicy, EscalationState, StepFired, Target};
-use super::alert_map::AlertMap;
 use super::recipient_set::RecipientSet;
 use crate::time::Timestamp;
 
