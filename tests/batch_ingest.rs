@@ -6,14 +6,10 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use http_body_util::BodyExt;
-use incident_actors::console::ConsoleChannel;
-use incident_actors::time::SystemClock;
-use incident_actors::{spawn_system, System, SystemConfig, SystemDeps};
+use incident_actors::System;
 use lim::http::{app, AppState};
 use serde_json::{json, Value};
 use tower::ServiceExt;
@@ -25,20 +21,7 @@ struct Harness {
 }
 
 async fn harness() -> Harness {
-    let (dir, url) = support::temp_sqlite_url();
-    let store = lim::store::open_store(&url)
-        .await
-        .expect("open sqlite store");
-    let system = spawn_system(
-        SystemConfig::default(),
-        SystemDeps {
-            store,
-            clock: Arc::new(SystemClock),
-            channels: vec![Arc::<ConsoleChannel>::default()],
-        },
-    )
-    .await
-    .expect("spawn system");
+    let (dir, system) = support::sqlite_system().await;
     Harness {
         _dir: dir,
         state: AppState::ready(system.clone()),

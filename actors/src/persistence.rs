@@ -426,22 +426,27 @@ mod tests {
         }
     }
 
+    /// A context of the persistence actor alone over `store`.
+    fn context(store: Arc<MemoryStore>) -> Arc<CoreContext> {
+        Arc::new(CoreContext {
+            names: Names::next(),
+            config: SystemConfig::default(),
+            store,
+            clock: Arc::new(SystemClock),
+            metrics: Arc::new(crate::metrics::CoreMetrics::new().unwrap()),
+            commit_watch: Default::default(),
+            store_health: Default::default(),
+            incident_timers: crate::timer_queue::TimerQueue::start(),
+        })
+    }
+
     /// A touch flush of more counters than `TOUCH_CHUNK` goes in chunks,
     /// one per commit, until none is left; a state change written meanwhile
     /// is answered at once, not after every counter.
     #[tokio::test]
     async fn a_touch_flush_goes_in_chunks() {
         let store = Arc::new(MemoryStore::new());
-        let ctx = Arc::new(CoreContext {
-            names: Names::next(),
-            config: SystemConfig::default(),
-            store: store.clone(),
-            clock: Arc::new(SystemClock),
-            metrics: Arc::new(crate::metrics::CoreMetrics::new().unwrap()),
-            commit_watch: Default::default(),
-            store_health: Default::default(),
-            incident_timers: crate::timer_queue::TimerQueue::start(),
-        });
+        let ctx = context(store.clone());
         let n = 2 * TOUCH_CHUNK + 7;
         for id in 1..=n as u64 {
             store.commit(&write(id, &format!("T{id}"))).await.unwrap();
@@ -491,16 +496,7 @@ mod tests {
     #[tokio::test]
     async fn a_rejected_write_fails_only_its_own_caller() {
         let store = Arc::new(MemoryStore::new());
-        let ctx = Arc::new(CoreContext {
-            names: Names::next(),
-            config: SystemConfig::default(),
-            store: store.clone(),
-            clock: Arc::new(SystemClock),
-            metrics: Arc::new(crate::metrics::CoreMetrics::new().unwrap()),
-            commit_watch: Default::default(),
-            store_health: Default::default(),
-            incident_timers: crate::timer_queue::TimerQueue::start(),
-        });
+        let ctx = context(store.clone());
         let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
         let mut answers = Vec::new();
         for (id, name) in [(1, "A"), (2, "A"), (3, "B")] {

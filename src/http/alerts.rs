@@ -455,15 +455,7 @@ mod tests {
     fn agree(body: &str) {
         let once = decode_alert_request(body.as_bytes(), NOW);
         let twice = decode_json::<Value>(body.as_bytes()).and_then(|v| parse_alert_request(v, NOW));
-        match (once, twice) {
-            (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{body}"),
-            (Err(a), Err(b)) => assert_eq!(
-                (a.code(), a.to_string()),
-                (b.code(), b.to_string()),
-                "{body}"
-            ),
-            (a, b) => panic!("{body}: {a:?} against {b:?}"),
-        }
+        crate::http::error::assert_same_outcome(body, once, twice);
     }
 
     #[test]

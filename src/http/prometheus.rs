@@ -333,15 +333,7 @@ mod tests {
         ] {
             let once = decode_postable_alerts(body.as_bytes(), NOW, TIMEOUT);
             let twice = decode_json::<Value>(body.as_bytes()).and_then(parse);
-            match (once, twice) {
-                (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{body}"),
-                (Err(a), Err(b)) => assert_eq!(
-                    (a.code(), a.to_string()),
-                    (b.code(), b.to_string()),
-                    "{body}"
-                ),
-                (a, b) => panic!("{body}: {a:?} against {b:?}"),
-            }
+            crate::http::error::assert_same_outcome(body, once, twice);
         }
     }
 }

@@ -80,3 +80,24 @@ pub fn temp_sqlite_url() -> (tempfile::TempDir, String) {
     (dir, url)
 }
 pub mod private_postgres;
+
+/// A core system over a new SQLite file, paging lim's console: what the
+/// HTTP tests run `lim::http::app` on without a socket. Keep the folder
+/// as long as the system.
+pub async fn sqlite_system() -> (tempfile::TempDir, incident_actors::System) {
+    let (dir, url) = temp_sqlite_url();
+    let store = lim::store::open_store(&url)
+        .await
+        .expect("open sqlite store");
+    let system = incident_actors::spawn_system(
+        incident_actors::SystemConfig::default(),
+        incident_actors::SystemDeps {
+            store,
+            clock: std::sync::Arc::new(incident_actors::time::SystemClock),
+            channels: vec![std::sync::Arc::<incident_actors::console::ConsoleChannel>::default()],
+        },
+    )
+    .await
+    .expect("spawn system");
+    (dir, system)
+}
