@@ -207,6 +207,25 @@ impl From<CommandError> for ApiError {
     }
 }
 
+/// For the parsers' tests: the one-pass decoder and the `Value` path must
+/// give the same alerts, or the same error code and message, for `body`.
+#[cfg(test)]
+pub(crate) fn assert_same_outcome<T: std::fmt::Debug>(
+    body: &str,
+    once: Result<T, ApiError>,
+    twice: Result<T, ApiError>,
+) {
+    match (once, twice) {
+        (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{body}"),
+        (Err(a), Err(b)) => assert_eq!(
+            (a.code(), a.to_string()),
+            (b.code(), b.to_string()),
+            "{body}"
+        ),
+        (a, b) => panic!("{body}: {a:?} against {b:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,24 +272,5 @@ mod tests {
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
         let r = ApiError::NotFound("x".into()).into_response();
         assert!(r.headers().get(header::RETRY_AFTER).is_none());
-    }
-}
-
-/// For the parsers' tests: the one-pass decoder and the `Value` path must
-/// give the same alerts, or the same error code and message, for `body`.
-#[cfg(test)]
-pub(crate) fn assert_same_outcome<T: std::fmt::Debug>(
-    body: &str,
-    once: Result<T, ApiError>,
-    twice: Result<T, ApiError>,
-) {
-    match (once, twice) {
-        (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{body}"),
-        (Err(a), Err(b)) => assert_eq!(
-            (a.code(), a.to_string()),
-            (b.code(), b.to_string()),
-            "{body}"
-        ),
-        (a, b) => panic!("{body}: {a:?} against {b:?}"),
     }
 }
