@@ -18,7 +18,7 @@ use crate::domain::{
 };
 use crate::messages::{
     CommandError, CommandReply, HeartbeatError, HeartbeatMsg, IncidentCommand, IncidentMsg,
-    IngestError, IngestOutcome, RouterMsg,
+    IngestError, IngestOutcome, KeyedAlert, RouterMsg,
 };
 use crate::ports::{Channel, SharedStore, StoreError};
 use crate::supervisor::{RootArgs, RootSupervisor};
@@ -243,6 +243,120 @@ async fn route_uncounted(ctx: &CoreContext, alert: Alert) -> Result<IngestOutcom
     }
 }
 
+/// Routes a request's alerts and answers once every alert's effect is
+/// committed: [`System::ingest_batch`].
+///
+/// `System::ingest` per alert costs a router call each (and the caller a
+/// task per incident key to keep alerts of different incidents
+/// concurrent); here each alert's incident key is hashed once, the router
+/// gets one [`RouterMsg::IngestBatch`] and fans the alerts out to their
+/// incident actors itself, in input order. Alerts of one incident are
+/// applied one after another in that order (one actor's mailbox), alerts
+/// of different incidents concurrently (different actors, their commits
+/// grouped by the persistence actor). Each alert has its own reply port;
+/// they are awaited in input order, each for at most `call_timeout`.
+///
+/// The answer is `Ok` with one outcome per alert, in input order, only
+/// once every alert has answered `Ok` (its change committed); otherwise
+/// the first error in input order, as soon as it is seen (the alerts
+/// after it may or may not have been applied: the sender retries the
+/// whole request, and a re-sent alert is a repeat). Each result seen is
+/// counted in `lim_ingest_alerts_total` under its alert's source, like
+/// `System::ingest`'s.
+pub(crate) async fn ingest_batch(
+    ctx: &CoreContext,
+    alerts: Vec<Alert>,
+) -> Result<Vec<IngestOutcome>, IngestError> {
+    let router = router(ctx).map_err(IngestError::Unavailable)?;
+    let mut tally = SourceTally::default();
+    let mut keyed = Vec::with_capacity(alerts.len());
+    let mut waiting = Vec::with_capacity(alerts.len());
+    for alert in alerts {
+        tally.push_source(&alert.source);
+        let (tx, rx) = ractor::concurrency::oneshot();
+        waiting.push(rx);
+        keyed.push(KeyedAlert {
+            key: alert.incident_key(),
+            alert,
+            reply: tx.into(),
+        });
+    }
+    let msg = RouterMsg::IngestBatch {
+        alerts: keyed,
+        span: tracing::Span::current(),
+    };
+    if router.cast(msg).is_err() {
+        return Err(IngestError::Unavailable("the router is not running".into()));
+    }
+    let mut outcomes = Vec::with_capacity(waiting.len());
+    let mut failed = None;
+    for rx in waiting {
+        let result = match tokio::time::timeout(ctx.config.call_timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(IngestError::Unavailable(
+                "the incident stopped before answering".into(),
+            )),
+            Err(_) => Err(IngestError::Unavailable("timed out".into())),
+        };
+        tally.count(&result);
+        match result {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    tally.publish(&ctx.metrics);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(outcomes),
+    }
+}
+
+/// `lim_ingest_alerts_total` increments of a batch, added once per
+/// (source, result) rather than once per alert. Sources come in runs
+/// (a request's alerts share one).
+#[derive(Default)]
+struct SourceTally {
+    /// (source, how many alerts in a row have it).
+    runs: Vec<(String, usize)>,
+    /// The result of each alert answered so far, in input order.
+    results: Vec<&'static str>,
+}
+
+impl SourceTally {
+    fn push_source(&mut self, source: &str) {
+        match self.runs.last_mut() {
+            Some((s, n)) if s == source => *n += 1,
+            _ => self.runs.push((source.to_string(), 1)),
+        }
+    }
+
+    fn count(&mut self, result: &Result<IngestOutcome, IngestError>) {
+        self.results.push(crate::metrics::ingest_result(result));
+    }
+
+    fn publish(&self, metrics: &crate::metrics::CoreMetrics) {
+        let mut results = self.results.iter();
+        for (source, n) in &self.runs {
+            let mut counts: Vec<(&'static str, u64)> = Vec::new();
+            for name in results.by_ref().take(*n) {
+                match counts.iter_mut().find(|(c, _)| c == name) {
+                    Some((_, count)) => *count += 1,
+                    None => counts.push((name, 1)),
+                }
+            }
+            for (name, count) in counts {
+                metrics
+                    .ingest_alerts
+                    .with_label_values(&[source.as_str(), name])
+                    .inc_by(count);
+            }
+        }
+    }
+}
+
 /// Sends a command to the router and waits for the incident it changed.
 pub(crate) async fn call_router(
     ctx: &CoreContext,
@@ -350,6 +464,16 @@ impl System {
     /// Routes one alert and answers once its effect is committed.
     pub async fn ingest(&self, alert: Alert) -> Result<IngestOutcome, IngestError> {
         route(&self.ctx, alert).await
+    }
+
+    /// Routes a request's alerts through the router as one message and
+    /// answers once every alert's effect is committed: the outcomes in
+    /// input order, or the first error. See [`ingest_batch`].
+    pub async fn ingest_batch(
+        &self,
+        alerts: Vec<Alert>,
+    ) -> Result<Vec<IngestOutcome>, IngestError> {
+        ingest_batch(&self.ctx, alerts).await
     }
 
     async fn command(

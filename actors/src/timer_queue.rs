@@ -124,13 +124,6 @@ impl<T: Fire> Drop for TimerQueue<T> {
     }
 }
 
-impl<T: Fire> QueuedTimer<T> {
-    /// When it fires, on tokio's clock.
-    pub fn at(&self) -> Instant {
-        self.key.0
-    }
-}
-
 impl<T: Fire> Drop for QueuedTimer<T> {
     fn drop(&mut self) {
         // Gone already when it fired; removing is then a no-op.

@@ -10,7 +10,7 @@
 //! allocations instead of eleven.
 //!
 //! The set is immutable in shape: lookups are a binary search over the
-//! names, and the rare edit (`insert`, `remove`) rebuilds it. Iteration is
+//! names, and the rare edit (`insert`, `extend`) rebuilds it. Iteration is
 //! in name order (byte order, as `BTreeMap` had it), which the fingerprint
 //! relies on; serde writes and reads it as a map, so its JSON and its
 //! postcard encoding (the snapshots) are byte for byte what the
@@ -105,10 +105,6 @@ impl Labels {
         self.iter().map(|(k, _)| k)
     }
 
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = &str> + ExactSizeIterator + '_ {
-        self.iter().map(|(_, v)| v)
-    }
-
     /// Sets `name` to `value`; returns the value it replaces. Rebuilds the
     /// set: for the odd edit, not for building one pair by pair from input
     /// (collect an iterator, or deserialize, for that).
@@ -122,20 +118,8 @@ impl Labels {
         old
     }
 
-    /// Removes `name`; returns its value.
-    pub fn remove(&mut self, name: &str) -> Option<String> {
-        let old = self.get(name).map(str::to_owned)?;
-        *self = self.iter().filter(|(k, _)| *k != name).collect();
-        Some(old)
-    }
-
     pub fn clear(&mut self) {
         *self = Labels::new();
-    }
-
-    /// Bytes of names and values, for the size limits.
-    pub fn text_len(&self) -> usize {
-        self.text.len()
     }
 }
 
@@ -307,15 +291,6 @@ impl From<BTreeMap<String, String>> for Labels {
     }
 }
 
-impl From<&Labels> for BTreeMap<String, String> {
-    fn from(labels: &Labels) -> Self {
-        labels
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    }
-}
-
 /// `labels["name"]`, panicking when it is absent, as `BTreeMap`'s does.
 impl std::ops::Index<&str> for Labels {
     type Output = str;
@@ -329,19 +304,6 @@ impl std::ops::Index<&str> for Labels {
 impl fmt::Debug for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-/// Ordered as the `BTreeMap` was: pair by pair.
-impl PartialOrd for Labels {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Labels {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.iter().cmp(other.iter())
     }
 }
 
@@ -462,18 +424,15 @@ mod tests {
     }
 
     #[test]
-    fn insert_and_remove_answer_like_a_btreemap() {
+    fn insert_answers_like_a_btreemap() {
         let mut l = Labels::new();
         assert!(l.is_empty());
         assert_eq!(l.insert("b".into(), "1".into()), None);
         assert_eq!(l.insert("a".into(), "2".into()), None);
         assert_eq!(l.insert("b".into(), "3".into()), Some("1".into()));
         assert_eq!(l, labels(&[("a", "2"), ("b", "3")]));
-        assert_eq!(l.remove("a"), Some("2".into()));
-        assert_eq!(l.remove("a"), None);
-        assert_eq!(l, labels(&[("b", "3")]));
         l.extend([("c", "4")]);
-        assert_eq!(l.keys().collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(l.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
         l.clear();
         assert!(l.is_empty());
     }
@@ -501,23 +460,11 @@ mod tests {
     }
 
     #[test]
-    fn ordering_is_pair_by_pair() {
-        let a = labels(&[("a", "1")]);
-        let b = labels(&[("a", "1"), ("b", "0")]);
-        let c = labels(&[("b", "0")]);
-        assert!(a < b && b < c);
-        assert_eq!(
-            a.cmp(&b),
-            map(&[("a", "1")]).cmp(&map(&[("a", "1"), ("b", "0")]))
-        );
-    }
-
-    #[test]
     fn five_labels_take_two_small_allocations() {
         let l = labels(SAMPLE);
         // One string of every name and value, one slice of offsets.
         let text: usize = SAMPLE.iter().map(|(k, v)| k.len() + v.len()).sum();
-        assert_eq!(l.text_len(), text);
+        assert_eq!(l.text.len(), text);
         assert_eq!(l.ends.len(), 2 * SAMPLE.len());
     }
 }
