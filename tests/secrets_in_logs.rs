@@ -1067,8 +1067,9 @@ async fn run(mode: Mode) {
         if smtp.login.lock().unwrap().len() < 2 {
             return Err("no AUTH LOGIN password yet".into());
         }
-        if far.otlp.lock().unwrap().len() < 2 {
-            return Err("fewer than two OTLP exports".into());
+        let exports = far.otlp.lock().unwrap().len();
+        if exports < 2 {
+            return Err(format!("fewer than two OTLP exports: {exports}"));
         }
         Ok(())
     })
