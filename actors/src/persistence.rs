@@ -8,7 +8,11 @@
 //! mailbox and form the next batch. So under load batches grow by themselves,
 //! and when idle a write is committed at once: the wait is bounded by one
 //! commit in flight, the size by `max_batch`. Callers get their answer only
-//! after their batch is committed (or failed: then nothing of it was).
+//! after their batch is committed and durable (or failed: then nothing of
+//! it was). The two are apart (`Store::commit_pipelined`): once a batch is
+//! written the actor goes on with the next one while a task of its own
+//! waits for the first one's WAL flush and then answers its callers, so
+//! the writer is not idle for the fsync.
 //!
 //! Repeats (`Touch`) carry no answer; they are merged per incident and
 //! written every `touch_flush_interval` (with the batch pending then, if
@@ -61,6 +65,10 @@ pub struct PersistenceState {
     pub failed_commits: u64,
     /// How long the last group commit took, and when it ended.
     last_commit: Option<(Duration, crate::time::Timestamp)>,
+    /// The last commit's wait for durability, which answers its callers
+    /// (`Store::commit_pipelined`). Flushes are in commit order, so once
+    /// it is done every earlier commit is durable too.
+    flushing: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 }
 
 /// Merges a repeat into the pending ones: the latest `last_seen` and the
@@ -162,6 +170,17 @@ impl PersistenceState {
             .collect()
     }
 
+    /// Waits until every commit so far is durable; its error if the last
+    /// one's flush failed.
+    async fn flushed(&mut self) -> Result<(), StoreError> {
+        match self.flushing.take() {
+            Some(task) => task
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("flush task: {e}")))),
+            None => Ok(()),
+        }
+    }
+
     /// Commits the pending writes (and the repeat counters: with
     /// `Touches::All` every one, with `Touches::Due` the next chunk while a
     /// touch flush is due) in one transaction and answers its callers.
@@ -195,12 +214,18 @@ impl PersistenceState {
         let started = tokio::time::Instant::now();
         let watch = &self.ctx.commit_watch;
         watch.started(self.ctx.clock.now(), size, batch.touches.len());
-        let result = store.commit(&batch).await;
-        self.ctx.store_health.record(&result, &*self.ctx.clock);
+        let written = store.commit_pipelined(&batch).await;
         self.last_commit = Some((started.elapsed(), self.ctx.clock.now()));
-        if result.is_err() {
-            self.failed_commits += 1;
-        }
+        let (result, durability) = match written {
+            Ok(durability) => (Ok(()), Some(durability)),
+            Err(e) => {
+                self.ctx
+                    .store_health
+                    .record(&Err(failure_for_waiter(&e)), &*self.ctx.clock);
+                self.failed_commits += 1;
+                (Err(e), None)
+            }
+        };
         let metrics = &self.ctx.metrics;
         metrics
             .commit_latency
@@ -212,8 +237,20 @@ impl PersistenceState {
             Ok(()) => {
                 self.last_batch = size;
                 self.commits += 1;
-                for (_, reply) in callers {
-                    let _ = reply.send(Ok(()));
+                // Written: the next batch can go while this one's WAL is
+                // flushed; its callers are answered once that is done.
+                let replies: Vec<_> = callers.into_iter().map(|(_, reply)| reply).collect();
+                if let Some(durability) = durability {
+                    let ctx = self.ctx.clone();
+                    self.flushing = Some(tokio::spawn(async move {
+                        let durable = durability.await;
+                        ctx.store_health.record(&durable, &*ctx.clock);
+                        for reply in replies {
+                            let _ = reply
+                                .send(durable.as_ref().map(|_| ()).map_err(failure_for_waiter));
+                        }
+                        durable
+                    }));
                 }
             }
             Err(StoreError::Rejected(why)) if callers.len() > 1 => {
@@ -283,6 +320,7 @@ impl Actor for PersistenceActor {
             commits: 0,
             failed_commits: 0,
             last_commit: None,
+            flushing: None,
         })
     }
 
@@ -296,7 +334,9 @@ impl Actor for PersistenceActor {
         }
         // Write what is pending rather than drop it: a clean stop loses nothing.
         let store = state.ctx.store.clone();
-        let _ = state.flush(store.as_ref(), Touches::All).await;
+        if state.flush(store.as_ref(), Touches::All).await.is_ok() {
+            let _ = state.flushed().await;
+        }
         Ok(())
     }
 
@@ -353,7 +393,11 @@ impl Actor for PersistenceActor {
             }
             PersistenceMsg::Sync(reply) => {
                 let store = state.ctx.store.clone();
-                let _ = reply.send(state.flush(store.as_ref(), Touches::All).await);
+                let mut done = state.flush(store.as_ref(), Touches::All).await;
+                if done.is_ok() {
+                    done = state.flushed().await;
+                }
+                let _ = reply.send(done);
             }
             PersistenceMsg::Inspect(reply) => {
                 let _ = reply.send(serde_json::to_value(state.view()).unwrap_or_default());

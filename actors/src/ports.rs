@@ -353,12 +353,31 @@ pub struct StoredAlert {
     pub alert: Alert,
 }
 
+/// A commit's durability, awaited apart from the commit itself
+/// ([`Store::commit_pipelined`]): `Ok` once the commit would survive a
+/// crash or a power cut.
+pub type Durability =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'static>>;
+
 /// The persistence port. Implementations must make `commit` atomic: all of
 /// the batch or none of it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Commits a batch in one transaction.
+    /// Commits a batch in one transaction, durably: when this returns `Ok`
+    /// the batch survives a crash or a power cut.
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError>;
+    /// Commits a batch like [`commit`](Store::commit), but may return as
+    /// soon as the transaction is written and visible to readers, with the
+    /// wait for its durability (a WAL flush) handed back to the caller. The
+    /// persistence actor writes the next batch while the last one is
+    /// flushed, and answers nobody before its [`Durability`] is `Ok`; so the
+    /// writer is not idle during the flush, and durability is what it was.
+    /// An error here means nothing of the batch was written, as for
+    /// `commit`. The default is `commit` itself, durable on return.
+    async fn commit_pipelined(&self, batch: &WriteBatch) -> Result<Durability, StoreError> {
+        self.commit(batch).await?;
+        Ok(Box::pin(std::future::ready(Ok(()))))
+    }
     /// Every triggered or acknowledged incident, to rehydrate on start.
     async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError>;
     /// The highest incident id ever committed.

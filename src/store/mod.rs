@@ -3,7 +3,8 @@
 //! One schema design, two backends, chosen by the database URL:
 //!
 //! * `sqlite:` / `sqlite://path` / `sqlite::memory:` → [`SqliteStore`] (the
-//!   embedded default, `sqlite://./data/lim.db`, WAL, `synchronous=FULL`);
+//!   embedded default, `sqlite://./data/lim.db`, WAL, each write's WAL
+//!   frames fsynced before it is answered: [`group_sync`]);
 //! * `postgres://` / `postgresql://` → [`PostgresStore`].
 //!
 //! [`open_store`] creates what is missing (the SQLite file and its folder, the
@@ -16,6 +17,7 @@
 
 mod decode;
 mod deliveries;
+mod group_sync;
 mod heartbeats;
 mod multirow;
 mod plan;
@@ -78,6 +80,8 @@ pub enum StoreOpenError {
     Connect(#[source] sqlx::Error),
     #[error("cannot migrate the database schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot flush the database's write-ahead log: {0}")]
+    Sync(String),
 }
 
 /// Opens (creating if missing) and migrates the store `url` names.

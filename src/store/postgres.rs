@@ -10,6 +10,7 @@
 //! the GIN index on `labels` cannot give).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,16 +19,17 @@ use incident_actors::domain::{
     SilenceId, TimelineEvent,
 };
 use incident_actors::ports::{
-    AttemptRecord, IncidentQuery, Store, StoreError, StoredAlert, WriteBatch,
+    AttemptRecord, Durability, IncidentQuery, Store, StoreError, StoredAlert, WriteBatch,
 };
 use incident_actors::time::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
 
 use super::decode::{self, store_error, AlertColumns};
-use super::deliveries::{self, DeliveryColumns, DeliveryRow};
+use super::deliveries::{self, DeliveryColumns};
+use super::group_sync::GroupSync;
 use super::heartbeats;
-use super::plan::{plan, AlertRow, EventRow, IncidentRow, Plan};
+use super::plan::{plan, IncidentRow, Plan};
 use super::query::{list_sql, Dialect, Param};
 use super::silences;
 use super::StoreOpenError;
@@ -94,7 +96,23 @@ async fn create_database(options: &PgConnectOptions, name: &str) -> Result<(), S
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// The WAL flush of group commits, after their transaction
+    /// (`group_sync`, [`FLUSH_SQL`]).
+    flush: Arc<GroupSync>,
 }
+
+/// A group commit's transaction: its commit returns before the server has
+/// flushed its WAL, so the one writer goes on with the next batch.
+const BEGIN_UNFLUSHED: &str = "BEGIN; SET LOCAL synchronous_commit TO OFF";
+
+/// The flush that makes every such commit before it durable: a transaction
+/// that writes (the store probe's row) and commits with
+/// `synchronous_commit` on waits until the WAL is flushed up to its commit
+/// record, which lies after those of every commit that had returned before
+/// it was sent. One round trip (the simple-query protocol).
+const FLUSH_SQL: &str = "BEGIN; SET LOCAL synchronous_commit TO ON; \
+     INSERT INTO store_probe (id, at) VALUES (1, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) \
+     ON CONFLICT (id) DO UPDATE SET at = excluded.at; COMMIT";
 
 impl PostgresStore {
     /// Connects to `url`, creating its database if missing, and runs the
@@ -122,7 +140,10 @@ impl PostgresStore {
             Err(e) => return Err(StoreOpenError::Connect(e)),
         };
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            flush: Arc::new(GroupSync::retrying()),
+        })
     }
 
     /// The connection pool, for tables outside the `Store` port.
@@ -204,158 +225,6 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// The label index of the incident list (0007_list_updated.sql): rows
-    /// for the labels of every incident written, one statement for the
-    /// batch; an incident already indexed adds nothing, its rows only take
-    /// its new `updated_at` (labels and `created_at` never change).
-    async fn index_labels(
-        tx: &mut Transaction<'static, Postgres>,
-        rows: &[IncidentRow],
-    ) -> Result<(), sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO incident_labels (key, value, created_at, incident_id, updated_at) \
-             SELECT l.key, l.value, t.created_at, t.id, t.updated_at \
-             FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) \
-             AS t(id, created_at, updated_at, labels) \
-             CROSS JOIN LATERAL jsonb_each_text(t.labels::jsonb) AS l \
-             ON CONFLICT (key, value, created_at, incident_id) DO UPDATE \
-             SET updated_at = EXCLUDED.updated_at \
-             WHERE incident_labels.updated_at <> EXCLUDED.updated_at",
-        )
-        .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.labels.as_str()).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_events(
-        tx: &mut Transaction<'static, Postgres>,
-        rows: &[EventRow],
-    ) -> Result<(), sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO incident_events (incident_id, seq, at, kind, body) \
-             SELECT incident_id, seq, at, kind, body::jsonb \
-             FROM UNNEST($1::bigint[], $2::int[], $3::bigint[], $4::text[], $5::text[]) \
-             AS t(incident_id, seq, at, kind, body)",
-        )
-        .bind(rows.iter().map(|r| r.incident_id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.kind).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_alerts(
-        tx: &mut Transaction<'static, Postgres>,
-        rows: &[AlertRow],
-    ) -> Result<(), sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        // WITH ORDINALITY + ORDER BY: alert ids follow the batch order.
-        sqlx::query(
-            "INSERT INTO alerts (incident_id, fingerprint, status, source, dedup_key, labels, \
-             annotations, starts_at, ends_at, received_at, extra) \
-             SELECT incident_id, fingerprint, status, source, dedup_key, labels::jsonb, \
-             annotations::jsonb, starts_at, ends_at, received_at, extra \
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-             $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::text[]) WITH ORDINALITY \
-             AS t(incident_id, fingerprint, status, source, dedup_key, labels, annotations, \
-             starts_at, ends_at, received_at, extra, n) ORDER BY n",
-        )
-        .bind(rows.iter().map(|r| r.incident_id).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.fingerprint.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.source.as_str()).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.dedup_key.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|r| r.labels.as_str()).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.annotations.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|r| r.starts_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.ends_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.received_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.extra.as_deref()).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_deliveries(
-        tx: &mut Transaction<'static, Postgres>,
-        rows: &[DeliveryRow],
-    ) -> Result<(), sqlx::Error> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        // WITH ORDINALITY + ORDER BY: ids (the log's order) follow the
-        // batch order. A key already in the log is left as it is (a
-        // replayed commit never pages twice).
-        sqlx::query(
-            "INSERT INTO notifications (key, incident_id, event, recipient, transport, status, \
-             attempts, last_error, external_ref, created_at, updated_at) \
-             SELECT key, incident_id, event, recipient, transport, status, attempts, last_error, \
-             external_ref, created_at, updated_at \
-             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
-             $7::int[], $8::text[], $9::text[], $10::bigint[], $11::bigint[]) WITH ORDINALITY \
-             AS t(key, incident_id, event, recipient, transport, status, attempts, last_error, \
-             external_ref, created_at, updated_at, n) ORDER BY n \
-             ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.incident_id).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.event.as_str()).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.recipient.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.transport.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.attempts).collect::<Vec<_>>())
-        .bind(
-            rows.iter()
-                .map(|r| r.last_error.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            rows.iter()
-                .map(|r| r.external_ref.as_deref())
-                .collect::<Vec<_>>(),
-        )
-        .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-        .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
     async fn deliveries_where(
         &self,
         filter: &str,
@@ -379,20 +248,56 @@ impl PostgresStore {
         let (resolved, open) = plan.incidents.split_at(plan.resolved_count());
         Self::upsert(tx, resolved).await?;
         Self::upsert(tx, open).await?;
-        Self::index_labels(tx, &plan.incidents).await?;
-        Self::insert_events(tx, &plan.events).await?;
-        Self::insert_alerts(tx, &plan.alerts).await?;
-        if !plan.touches.is_empty() {
-            let t = &plan.touches;
-            // The refreshed snapshot only replaces the one it was taken from.
-            sqlx::query(
-                "UPDATE incidents AS i SET last_seen = GREATEST(i.last_seen, t.last_seen), \
-                 seen_count = GREATEST(i.seen_count, t.seen_count), \
-                 state = CASE WHEN i.version = t.version THEN t.state ELSE i.state END \
-                 FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bytea[]) \
-                 AS t(id, last_seen, seen_count, version, state) \
-                 WHERE i.id = t.id",
-            )
+        Self::write_rows(tx, plan).await
+    }
+
+    /// Everything else a batch writes, after its snapshots, in one
+    /// statement (one round trip, where it was five): the label index, the
+    /// events, the alerts, the repeat counters and the delivery log, each a
+    /// data-modifying `WITH` over its arrays. They touch different tables
+    /// (the counters, rows of `incidents` already upserted by an earlier
+    /// statement), so running in one snapshot changes nothing; a kind with
+    /// no rows is an empty array. Foreign keys are checked at the end of
+    /// the statement, against the snapshots written before it.
+    async fn write_rows(
+        tx: &mut Transaction<'static, Postgres>,
+        plan: &Plan,
+    ) -> Result<(), sqlx::Error> {
+        let (i, e, a, t, d) = (
+            &plan.incidents,
+            &plan.events,
+            &plan.alerts,
+            &plan.touches,
+            &plan.deliveries,
+        );
+        if i.is_empty() && e.is_empty() && a.is_empty() && t.is_empty() && d.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(WRITE_ROWS_SQL)
+            // The label index (0007_list_updated.sql): rows for the labels
+            // of every incident written; an incident already indexed adds
+            // nothing, its rows only take its new `updated_at` (labels and
+            // `created_at` never change).
+            .bind(i.iter().map(|r| r.id).collect::<Vec<_>>())
+            .bind(i.iter().map(|r| r.created_at).collect::<Vec<_>>())
+            .bind(i.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+            .bind(i.iter().map(|r| r.labels.as_str()).collect::<Vec<_>>())
+            .bind(e.iter().map(|r| r.incident_id).collect::<Vec<_>>())
+            .bind(e.iter().map(|r| r.seq).collect::<Vec<_>>())
+            .bind(e.iter().map(|r| r.at).collect::<Vec<_>>())
+            .bind(e.iter().map(|r| r.kind).collect::<Vec<_>>())
+            .bind(e.iter().map(|r| r.body.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.incident_id).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.fingerprint.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.status).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.source.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.dedup_key.as_deref()).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.labels.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.annotations.as_str()).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.starts_at).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.ends_at).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.received_at).collect::<Vec<_>>())
+            .bind(a.iter().map(|r| r.extra.as_deref()).collect::<Vec<_>>())
             .bind(t.iter().map(|r| r.id).collect::<Vec<_>>())
             .bind(t.iter().map(|r| r.last_seen).collect::<Vec<_>>())
             .bind(t.iter().map(|r| r.seen_count).collect::<Vec<_>>())
@@ -403,16 +308,80 @@ impl PostgresStore {
             )
             .bind(
                 t.iter()
-                    .map(|r| r.snapshot.as_ref().map(|s| s.1.clone()))
+                    .map(|r| r.snapshot.as_ref().map(|s| s.1.as_slice()))
                     .collect::<Vec<_>>(),
             )
+            .bind(d.iter().map(|r| r.key.as_str()).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.incident_id).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.event.as_str()).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.recipient.as_str()).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.transport.as_str()).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.status).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.attempts).collect::<Vec<_>>())
+            .bind(
+                d.iter()
+                    .map(|r| r.last_error.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                d.iter()
+                    .map(|r| r.external_ref.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(d.iter().map(|r| r.created_at).collect::<Vec<_>>())
+            .bind(d.iter().map(|r| r.updated_at).collect::<Vec<_>>())
             .execute(&mut **tx)
             .await?;
-        }
-        Self::insert_deliveries(tx, &plan.deliveries).await?;
         Ok(())
     }
 }
+
+/// [`PostgresStore::write_rows`]'s statement. Alert and delivery ids follow
+/// the batch order (`WITH ORDINALITY` … `ORDER BY n`); a delivery key
+/// already in the log is left as it is (a replayed commit never pages
+/// twice); a refreshed snapshot only replaces the one it was taken from.
+const WRITE_ROWS_SQL: &str = "\
+WITH labels AS (\
+ INSERT INTO incident_labels (key, value, created_at, incident_id, updated_at) \
+ SELECT l.key, l.value, t.created_at, t.id, t.updated_at \
+ FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::text[]) \
+ AS t(id, created_at, updated_at, labels) \
+ CROSS JOIN LATERAL jsonb_each_text(t.labels::jsonb) AS l \
+ ON CONFLICT (key, value, created_at, incident_id) DO UPDATE \
+ SET updated_at = EXCLUDED.updated_at \
+ WHERE incident_labels.updated_at <> EXCLUDED.updated_at), \
+events AS (\
+ INSERT INTO incident_events (incident_id, seq, at, kind, body) \
+ SELECT incident_id, seq, at, kind, body::jsonb \
+ FROM UNNEST($5::bigint[], $6::int[], $7::bigint[], $8::text[], $9::text[]) \
+ AS t(incident_id, seq, at, kind, body)), \
+alerts AS (\
+ INSERT INTO alerts (incident_id, fingerprint, status, source, dedup_key, labels, \
+ annotations, starts_at, ends_at, received_at, extra) \
+ SELECT incident_id, fingerprint, status, source, dedup_key, labels::jsonb, \
+ annotations::jsonb, starts_at, ends_at, received_at, extra \
+ FROM UNNEST($10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
+ $16::text[], $17::bigint[], $18::bigint[], $19::bigint[], $20::text[]) WITH ORDINALITY \
+ AS t(incident_id, fingerprint, status, source, dedup_key, labels, annotations, \
+ starts_at, ends_at, received_at, extra, n) ORDER BY n), \
+touches AS (\
+ UPDATE incidents AS i SET last_seen = GREATEST(i.last_seen, t.last_seen), \
+ seen_count = GREATEST(i.seen_count, t.seen_count), \
+ state = CASE WHEN i.version = t.version THEN t.state ELSE i.state END \
+ FROM UNNEST($21::bigint[], $22::bigint[], $23::bigint[], $24::bigint[], $25::bytea[]) \
+ AS t(id, last_seen, seen_count, version, state) \
+ WHERE i.id = t.id), \
+deliveries AS (\
+ INSERT INTO notifications (key, incident_id, event, recipient, transport, status, \
+ attempts, last_error, external_ref, created_at, updated_at) \
+ SELECT key, incident_id, event, recipient, transport, status, attempts, last_error, \
+ external_ref, created_at, updated_at \
+ FROM UNNEST($26::text[], $27::bigint[], $28::text[], $29::text[], $30::text[], $31::text[], \
+ $32::int[], $33::text[], $34::text[], $35::bigint[], $36::bigint[]) WITH ORDINALITY \
+ AS t(key, incident_id, event, recipient, transport, status, attempts, last_error, \
+ external_ref, created_at, updated_at, n) ORDER BY n \
+ ON CONFLICT (key) DO NOTHING) \
+SELECT 1";
 
 fn db_id(id: IncidentId) -> Result<i64, StoreError> {
     i64::try_from(id.0)
@@ -422,15 +391,38 @@ fn db_id(id: IncidentId) -> Result<i64, StoreError> {
 #[async_trait]
 impl Store for PostgresStore {
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        self.commit_pipelined(batch).await?.await
+    }
+
+    async fn commit_pipelined(&self, batch: &WriteBatch) -> Result<Durability, StoreError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Box::pin(std::future::ready(Ok(()))));
         }
         let plan = plan(batch)?;
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_UNFLUSHED)
+            .await
+            .map_err(store_error)?;
         // On error the transaction is dropped, which rolls it back.
         Self::write(&mut tx, &plan).await.map_err(store_error)?;
         apply_attempts(&mut tx, &batch.attempts).await?;
-        tx.commit().await.map_err(store_error)
+        tx.commit().await.map_err(store_error)?;
+        // The ticket is taken now, after the commit returned: a flush sent
+        // from here on covers it.
+        let ticket = self.flush.ticket();
+        let (flush, pool) = (self.flush.clone(), self.pool.clone());
+        Ok(Box::pin(async move {
+            flush
+                .durable(ticket, || async move {
+                    sqlx::raw_sql(FLUSH_SQL)
+                        .execute(&pool)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+                .await
+        }))
     }
 
     async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError> {

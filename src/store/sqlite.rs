@@ -1,7 +1,10 @@
 //! The SQLite store: the embedded default (`sqlite://./data/lim.db`).
 //!
-//! WAL journal, `synchronous=FULL` (a committed batch survives a power cut,
-//! so an ingest answered 2xx is durable), a 5 s busy timeout, foreign keys
+//! WAL journal; every write's WAL frames are fsynced before the write is
+//! answered (a committed batch survives a power cut, so an ingest answered
+//! 2xx is durable), but after its transaction, outside the write lock, so
+//! the next batch is written meanwhile (`synchronous=NORMAL` plus
+//! [`WalFlush`]; see `group_sync`). A 5 s busy timeout, foreign keys
 //! on. A small pool: reads run concurrently, writes come from the single
 //! persistence actor and take the write lock up front (`BEGIN IMMEDIATE`).
 //! `sqlite::memory:` gives a private in-memory database on one connection,
@@ -12,7 +15,9 @@
 //! per commit (`multirow`), not one per row, and the WAL is checkpointed
 //! every 500 ms on a connection of its own rather than inside a commit.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +27,7 @@ use incident_actors::domain::{
     SilenceId, TimelineEvent,
 };
 use incident_actors::ports::{
-    AttemptRecord, IncidentQuery, Store, StoreError, StoredAlert, WriteBatch,
+    AttemptRecord, Durability, IncidentQuery, Store, StoreError, StoredAlert, WriteBatch,
 };
 use incident_actors::time::Timestamp;
 use sqlx::pool::PoolConnection;
@@ -33,6 +38,7 @@ use sqlx::{Connection, Sqlite, Transaction};
 
 use super::decode::{self, store_error, AlertColumns};
 use super::deliveries::{self, DeliveryColumns};
+use super::group_sync::GroupSync;
 use super::heartbeats;
 use super::multirow as multi;
 use super::plan::{plan, IncidentRow, Plan};
@@ -62,6 +68,82 @@ pub struct SqliteStore {
     /// The WAL checkpoint task of a file database, stopped with the last
     /// clone of the store.
     _checkpointer: Option<Arc<Checkpointer>>,
+    /// A file database's WAL flush, run after each write outside the
+    /// write lock (`group_sync`).
+    wal: Option<Arc<WalFlush>>,
+}
+
+/// The fsync of a file database's WAL, shared by the commits that returned
+/// before it began. The database runs `synchronous=NORMAL`: a commit writes
+/// its WAL frames and releases the write lock without syncing them; this
+/// syncs them afterwards, and nobody is answered before it has. That is the
+/// only difference between `NORMAL` and `FULL` in WAL mode (checkpoints
+/// sync the WAL before and the database after, in both), so a write
+/// answered is as durable as under `FULL`; only writes not yet answered
+/// can be lost to a power cut, which `FULL` allows too.
+#[derive(Debug)]
+struct WalFlush {
+    /// `<database>-wal`.
+    path: PathBuf,
+    group: GroupSync,
+    /// The WAL file last synced (its inode): a new one (SQLite deletes the
+    /// WAL when its last connection closes and creates it again) also
+    /// needs its directory entry synced.
+    inode: AtomicU64,
+}
+
+impl WalFlush {
+    fn new(database: &Path) -> Self {
+        let mut wal = database.as_os_str().to_owned();
+        wal.push("-wal");
+        WalFlush {
+            path: PathBuf::from(wal),
+            group: GroupSync::poisoning(),
+            inode: AtomicU64::new(0),
+        }
+    }
+
+    /// Resolves once every write that returned before this call is on disk.
+    async fn durable(self: Arc<Self>) -> Result<(), StoreError> {
+        let ticket = self.group.ticket();
+        let this = self.clone();
+        self.group
+            .durable(ticket, move || async move {
+                tokio::task::spawn_blocking(move || this.sync())
+                    .await
+                    .map_err(|e| e.to_string())?
+            })
+            .await
+    }
+
+    fn sync(&self) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            // No WAL: its last connection closed, which checkpointed it into
+            // the database file, synced that, and deleted it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("{}: {e}", self.path.display())),
+        };
+        file.sync_data()
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let inode = file
+            .metadata()
+            .map_err(|e| format!("{}: {e}", self.path.display()))?
+            .ino();
+        if self.inode.load(Ordering::SeqCst) != inode {
+            let dir = self
+                .path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            self.inode.store(inode, Ordering::SeqCst);
+        }
+        Ok(())
+    }
 }
 
 /// How often the WAL is checkpointed, off the commit path.
@@ -120,6 +202,7 @@ impl SqliteStore {
             .map_err(StoreOpenError::InvalidUrl)?
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        let database = options.get_filename().to_path_buf();
         let pool = if is_memory(url) {
             // An in-memory database lives as long as a connection to it:
             // one connection, never closed.
@@ -141,7 +224,9 @@ impl SqliteStore {
             let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
+                // Commits sync nothing; `WalFlush` syncs the WAL after them,
+                // outside the write lock, before anyone is answered.
+                .synchronous(SqliteSynchronous::Normal)
                 .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
             // No ping before handing out a connection: a connection to a
             // local file does not go stale, and the ping is one more round
@@ -159,11 +244,18 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let memory = is_memory(url);
         let checkpointer = (!memory).then(|| Arc::new(Checkpointer::start(pool.clone())));
-        Ok(SqliteStore {
+        let store = SqliteStore {
+            wal: (!memory).then(|| Arc::new(WalFlush::new(&database))),
             pool,
             memory,
             _checkpointer: checkpointer,
-        })
+        };
+        // The migrations' own commits, synced like any write.
+        store
+            .flushed()
+            .await
+            .map_err(|e| StoreOpenError::Sync(e.to_string()))?;
+        Ok(store)
     }
 
     /// After a failed write the connection is closed instead of going back
@@ -187,9 +279,27 @@ impl SqliteStore {
         }
     }
 
-    /// A connection for a write transaction.
+    /// A connection for a write transaction; refused once a WAL flush has
+    /// failed (`group_sync`).
     async fn writer(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
+        if let Some(e) = self.wal.as_ref().and_then(|w| w.group.poisoned()) {
+            return Err(e);
+        }
         self.pool.acquire().await.map_err(store_error)
+    }
+
+    /// Resolves once every write that returned before this call is durable
+    /// (at once for an in-memory database).
+    fn durability(&self) -> Durability {
+        match &self.wal {
+            Some(wal) => Box::pin(wal.clone().durable()),
+            None => Box::pin(std::future::ready(Ok(()))),
+        }
+    }
+
+    /// Waits for the WAL flush of the writes that returned so far.
+    async fn flushed(&self) -> Result<(), StoreError> {
+        self.durability().await
     }
 
     /// The connection pool, for tables outside the `Store` port.
@@ -378,8 +488,12 @@ fn db_id(id: IncidentId) -> Result<i64, StoreError> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+        self.commit_pipelined(batch).await?.await
+    }
+
+    async fn commit_pipelined(&self, batch: &WriteBatch) -> Result<Durability, StoreError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Box::pin(std::future::ready(Ok(()))));
         }
         let plan = plan(batch)?;
         let mut conn = self.writer().await?;
@@ -395,7 +509,9 @@ impl Store for SqliteStore {
         }
         .await;
         self.discard_after_failure(&mut conn, &result);
-        result
+        // The ticket is taken now, after the commit returned: a flush that
+        // starts from here on covers it.
+        result.map(|()| self.durability())
     }
 
     async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
@@ -475,8 +591,8 @@ impl Store for SqliteStore {
         .bind(now)
         .execute(&self.pool)
         .await
-        .map(|_| ())
-        .map_err(store_error)
+        .map_err(store_error)?;
+        self.flushed().await
     }
 
     async fn save_silence(&self, silence: &Silence) -> Result<(), StoreError> {
@@ -492,8 +608,8 @@ impl Store for SqliteStore {
         .bind(silences::silence_body(silence)?)
         .execute(&self.pool)
         .await
-        .map(|_| ())
-        .map_err(store_error)
+        .map_err(store_error)?;
+        self.flushed().await
     }
 
     async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
@@ -520,8 +636,8 @@ impl Store for SqliteStore {
         .bind(silences::alert_body(alert)?)
         .execute(&self.pool)
         .await
-        .map(|_| ())
-        .map_err(store_error)
+        .map_err(store_error)?;
+        self.flushed().await
     }
 
     async fn load_heartbeats(&self) -> Result<Vec<(String, HeartbeatState)>, StoreError> {
@@ -547,8 +663,8 @@ impl Store for SqliteStore {
         .bind(heartbeats::now_ms())
         .execute(&self.pool)
         .await
-        .map(|_| ())
-        .map_err(store_error)
+        .map_err(store_error)?;
+        self.flushed().await
     }
 
     async fn record_attempt(
@@ -569,7 +685,8 @@ impl Store for SqliteStore {
         }
         .await;
         self.discard_after_failure(&mut conn, &result);
-        result
+        result?;
+        self.flushed().await
     }
 
     async fn record_attempts(&self, attempts: &[AttemptRecord]) -> Result<(), StoreError> {
@@ -587,7 +704,8 @@ impl Store for SqliteStore {
         }
         .await;
         self.discard_after_failure(&mut conn, &result);
-        result
+        result?;
+        self.flushed().await
     }
 
     async fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
