@@ -46,6 +46,10 @@ pub struct MemoryStore {
     commits: AtomicU64,
     /// Repeat counters of each successful commit that had any.
     touch_commits: Mutex<Vec<usize>>,
+    /// What `takes_concurrent_writes` answers (as PostgreSQL does).
+    concurrent_writes: AtomicBool,
+    /// Delivery attempts of each successful commit that had any.
+    attempt_commits: Mutex<Vec<usize>>,
 }
 
 impl MemoryStore {
@@ -74,6 +78,20 @@ impl MemoryStore {
     /// waiting on it busy meanwhile.
     pub fn set_commit_delay(&self, delay: Option<std::time::Duration>) {
         *self.commit_delay.lock().expect("memory store lock") = delay;
+    }
+
+    /// Answers `takes_concurrent_writes` with this (`false` by default).
+    pub fn set_concurrent_writes(&self, concurrent: bool) {
+        self.concurrent_writes.store(concurrent, Ordering::SeqCst);
+    }
+
+    /// How many delivery attempts each successful commit that had any
+    /// carried, in order.
+    pub fn attempts_per_commit(&self) -> Vec<usize> {
+        self.attempt_commits
+            .lock()
+            .expect("memory store lock")
+            .clone()
     }
 
     /// Number of successful commits (each one a transaction).
@@ -110,6 +128,10 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
+    fn takes_concurrent_writes(&self) -> bool {
+        self.concurrent_writes.load(Ordering::SeqCst)
+    }
+
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         let delay = *self.commit_delay.lock().expect("memory store lock");
         if let Some(delay) = delay {
@@ -218,6 +240,12 @@ impl Store for MemoryStore {
                 .lock()
                 .expect("memory store lock")
                 .push(batch.touches.len());
+        }
+        if !batch.attempts.is_empty() {
+            self.attempt_commits
+                .lock()
+                .expect("memory store lock")
+                .push(batch.attempts.len());
         }
         self.commits.fetch_add(1, Ordering::SeqCst);
         Ok(())

@@ -254,8 +254,13 @@ pub enum PersistenceMsg {
     },
     /// Record a repeat; written with a later batch.
     Touch(Touch),
-    /// Record a delivery attempt; written with the next group commit.
+    /// Record a delivery attempt; written with the next group commit (or,
+    /// on a store that takes concurrent writers, in a transaction of its
+    /// own beside it).
     Attempt(crate::ports::AttemptRecord),
+    /// Delivery attempts written on their own are done; the ones given
+    /// back were not recorded (the store failed) and are queued again.
+    AttemptsRecorded(Vec<crate::ports::AttemptRecord>),
     /// Commit whatever is pending now.
     Flush,
     /// The repeat counters' interval is up: commit them (with whatever

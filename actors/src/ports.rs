@@ -378,6 +378,14 @@ pub trait Store: Send + Sync + 'static {
         self.commit(batch).await?;
         Ok(Box::pin(std::future::ready(Ok(()))))
     }
+    /// Whether two write transactions may run at once (a server with row
+    /// locks), so delivery attempts can be recorded in a transaction of
+    /// their own beside the group commits instead of inside them. `false`
+    /// for a database with one writer (SQLite), where a second transaction
+    /// would only queue behind the first.
+    fn takes_concurrent_writes(&self) -> bool {
+        false
+    }
     /// Every triggered or acknowledged incident, to rehydrate on start.
     async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError>;
     /// The highest incident id ever committed.

@@ -394,6 +394,13 @@ impl Store for PostgresStore {
         self.commit_pipelined(batch).await?.await
     }
 
+    /// Delivery attempts update rows committed earlier (a page is sent only
+    /// once its row is), in id order (`apply_attempts`), while group commits
+    /// insert rows of their own: the two never wait on each other's locks.
+    fn takes_concurrent_writes(&self) -> bool {
+        true
+    }
+
     async fn commit_pipelined(&self, batch: &WriteBatch) -> Result<Durability, StoreError> {
         if batch.is_empty() {
             return Ok(Box::pin(std::future::ready(Ok(()))));
