@@ -32,19 +32,81 @@ use incident_actors::ports::{
 use incident_actors::time::Timestamp;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
-use sqlx::{Connection, Sqlite, Transaction};
+use sqlx::{Arguments, Connection, Sqlite};
 
 use super::decode::{self, store_error, AlertColumns};
 use super::deliveries::{self, DeliveryColumns};
 use super::group_sync::GroupSync;
 use super::heartbeats;
 use super::multirow as multi;
-use super::plan::{plan, IncidentRow, Plan};
+use super::plan::{plan, Plan};
 use super::query::{list_sql, Dialect, Param};
 use super::silences;
 use super::StoreOpenError;
+
+/// Several statements as one query text and their arguments in order:
+/// sqlx runs such a text in one round trip to the connection's worker
+/// thread, binding each statement's `?` from the arguments in turn. Not
+/// kept in sqlx's statement cache (`persistent(false)`): the text changes
+/// with the batch's shape.
+#[derive(Default)]
+struct Script<'q> {
+    sql: String,
+    args: SqliteArguments<'q>,
+    /// An argument that could not be encoded (none of the types used here
+    /// fails; kept rather than unwrapped).
+    error: Option<String>,
+}
+
+impl<'q> Script<'q> {
+    fn push(&mut self, statement: &str) {
+        self.sql.push_str(statement);
+        self.sql.push_str(";\n");
+    }
+
+    fn arg<T>(&mut self, value: T)
+    where
+        T: sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + 'q,
+    {
+        if let Err(e) = self.args.add(value) {
+            self.error.get_or_insert_with(|| e.to_string());
+        }
+    }
+
+    fn checked(self) -> Result<(String, SqliteArguments<'q>), StoreError> {
+        match self.error {
+            Some(e) => Err(StoreError::Rejected(format!(
+                "a value cannot be bound: {e}"
+            ))),
+            None => Ok((self.sql, self.args)),
+        }
+    }
+
+    async fn fetch_all(
+        self,
+        conn: &mut sqlx::SqliteConnection,
+    ) -> Result<Vec<DeliveryColumns>, StoreError> {
+        let (sql, args) = self.checked()?;
+        sqlx::query_as_with(&sql, args)
+            .persistent(false)
+            .fetch_all(conn)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn execute(self, conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+        let (sql, args) = self.checked()?;
+        sqlx::query_with(&sql, args)
+            .persistent(false)
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(store_error)
+    }
+}
 
 /// Connections of a file database's pool.
 const POOL_SIZE: u32 = 4;
@@ -71,6 +133,54 @@ pub struct SqliteStore {
     /// A file database's WAL flush, run after each write outside the
     /// write lock (`group_sync`).
     wal: Option<Arc<WalFlush>>,
+    /// Where a file database's group commits run (`WriterThread`).
+    writer_thread: Option<Arc<WriterThread>>,
+}
+
+/// A thread of its own (a current-thread tokio runtime) on which group
+/// commits run. A commit is a dozen statements, and sqlx runs each one as a
+/// round trip to the connection's worker thread: between two of them the
+/// task issuing the next must get a turn on a tokio worker. On the shared
+/// workers, busy with HTTP and actors under load, each of those turns
+/// waited in their run queue, and the one writer spent most of a commit
+/// idle (under the mixed load the SQLite threads used half a core in all
+/// while the writer was the bottleneck, `perf record`). Here the only task
+/// is the commit, so each statement follows the last at once.
+#[derive(Debug)]
+struct WriterThread {
+    runtime: tokio::runtime::Handle,
+    /// Dropped with the store: the thread's runtime stops.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl WriterThread {
+    fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("lim-sqlite-commit".into())
+            .spawn(move || {
+                let _ = runtime.block_on(stopped);
+            })?;
+        Ok(WriterThread {
+            runtime: handle,
+            _stop: stop,
+        })
+    }
+
+    async fn run<F>(&self, work: F) -> Result<F::Output, StoreError>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime
+            .spawn(work)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the commit thread failed: {e}")))
+    }
 }
 
 /// The fsync of a file database's WAL, shared by the commits that returned
@@ -244,8 +354,16 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let memory = is_memory(url);
         let checkpointer = (!memory).then(|| Arc::new(Checkpointer::start(pool.clone())));
+        let writer_thread = if memory {
+            None
+        } else {
+            Some(Arc::new(
+                WriterThread::start().map_err(|e| StoreOpenError::Sync(e.to_string()))?,
+            ))
+        };
         let store = SqliteStore {
             wal: (!memory).then(|| Arc::new(WalFlush::new(&database))),
+            writer_thread,
             pool,
             memory,
             _checkpointer: checkpointer,
@@ -337,132 +455,158 @@ impl SqliteStore {
         Ok(out)
     }
 
-    async fn write(tx: &mut Transaction<'_, Sqlite>, plan: &Plan) -> Result<(), sqlx::Error> {
-        // Resolved snapshots first, in a statement of their own: they free
-        // fingerprints that open ones of the same batch may take (`plan`).
+    /// A group commit's statements, from `BEGIN IMMEDIATE` to the read of
+    /// the delivery rows its attempts apply to (when it has any): one text
+    /// sent in one round trip (`Script`). Resolved snapshots go first, in
+    /// statements of their own: they free fingerprints that open ones of
+    /// the same batch may take (`plan`).
+    fn script<'q>(plan: &'q Plan, attempt_keys: Option<String>) -> Script<'q> {
+        let mut s = Script::default();
+        s.push("BEGIN IMMEDIATE");
         let (resolved, open) = plan.incidents.split_at(plan.resolved_count());
-        Self::upsert(tx, resolved).await?;
-        Self::upsert(tx, open).await?;
+        for rows in multi::chunks(resolved).chain(multi::chunks(open)) {
+            s.push(multi::INCIDENTS.sql(rows.len()));
+            for r in rows {
+                s.arg(r.id);
+                s.arg(r.fingerprint.as_str());
+                s.arg(r.status);
+                s.arg(r.title.as_str());
+                s.arg(r.severity.as_deref());
+                s.arg(r.service.as_str());
+                s.arg(r.labels.as_str());
+                s.arg(r.alert_count);
+                s.arg(r.seen_count);
+                s.arg(r.created_at);
+                s.arg(r.updated_at);
+                s.arg(r.last_seen);
+                s.arg(r.resolved_at);
+                s.arg(r.version);
+                s.arg(r.state.as_slice());
+            }
+        }
         if !plan.incidents.is_empty() {
             // The label index of the incident list (0003_list_indexes.sql,
             // 0007_list_updated.sql): rows for the labels of every incident
             // written, one statement for the batch; an incident already
             // indexed adds nothing, its rows only take its new updated_at.
             let ids: Vec<String> = plan.incidents.iter().map(|r| r.id.to_string()).collect();
-            let ids = format!("[{}]", ids.join(","));
-            sqlx::query(
+            s.push(
                 "INSERT INTO incident_labels (key, value, created_at, incident_id, updated_at) \
                  SELECT l.key, l.value, i.created_at, i.id, i.updated_at \
-                 FROM json_each(?1) AS w CROSS JOIN incidents AS i CROSS JOIN json_each(i.labels) AS l \
+                 FROM json_each(?) AS w CROSS JOIN incidents AS i CROSS JOIN json_each(i.labels) AS l \
                  WHERE i.id = w.value \
                  ON CONFLICT (key, value, created_at, incident_id) DO UPDATE \
                  SET updated_at = excluded.updated_at \
                  WHERE incident_labels.updated_at <> excluded.updated_at",
-            )
-            .bind(ids)
-            .execute(&mut **tx)
-            .await?;
+            );
+            s.arg(format!("[{}]", ids.join(",")));
         }
         for rows in multi::chunks(&plan.events) {
-            let mut q = sqlx::query(multi::EVENTS.sql(rows.len()));
+            s.push(multi::EVENTS.sql(rows.len()));
             for e in rows {
-                q = q
-                    .bind(e.incident_id)
-                    .bind(e.seq)
-                    .bind(e.at)
-                    .bind(e.kind)
-                    .bind(&e.body);
+                s.arg(e.incident_id);
+                s.arg(e.seq);
+                s.arg(e.at);
+                s.arg(e.kind);
+                s.arg(e.body.as_str());
             }
-            q.execute(&mut **tx).await?;
         }
         // Rows go in in the order given, so alert ids follow the batch order.
         for rows in multi::chunks(&plan.alerts) {
-            let mut q = sqlx::query(multi::ALERTS.sql(rows.len()));
+            s.push(multi::ALERTS.sql(rows.len()));
             for a in rows {
-                q = q
-                    .bind(a.incident_id)
-                    .bind(&a.fingerprint)
-                    .bind(a.status)
-                    .bind(&a.source)
-                    .bind(&a.dedup_key)
-                    .bind(&a.labels)
-                    .bind(&a.annotations)
-                    .bind(a.starts_at)
-                    .bind(a.ends_at)
-                    .bind(a.received_at)
-                    .bind(&a.extra);
+                s.arg(a.incident_id);
+                s.arg(a.fingerprint.as_str());
+                s.arg(a.status);
+                s.arg(a.source.as_str());
+                s.arg(a.dedup_key.as_deref());
+                s.arg(a.labels.as_str());
+                s.arg(a.annotations.as_str());
+                s.arg(a.starts_at);
+                s.arg(a.ends_at);
+                s.arg(a.received_at);
+                s.arg(a.extra.as_deref());
             }
-            q.execute(&mut **tx).await?;
         }
         // The refreshed snapshot only replaces the one it was taken from.
         for rows in multi::chunks(&plan.touches) {
-            let mut q = sqlx::query(multi::TOUCHES.sql(rows.len()));
+            s.push(multi::TOUCHES.sql(rows.len()));
             for t in rows {
                 let (version, state) = match &t.snapshot {
-                    Some((v, s)) => (Some(*v), Some(s.as_slice())),
+                    Some((v, st)) => (Some(*v), Some(st.as_slice())),
                     None => (None, None),
                 };
-                q = q
-                    .bind(t.id)
-                    .bind(t.last_seen)
-                    .bind(t.seen_count)
-                    .bind(version)
-                    .bind(state);
+                s.arg(t.id);
+                s.arg(t.last_seen);
+                s.arg(t.seen_count);
+                s.arg(version);
+                s.arg(state);
             }
-            q.execute(&mut **tx).await?;
         }
         // A key already in the log is left as it is (a replayed commit
         // never pages twice).
         for rows in multi::chunks(&plan.deliveries) {
-            let mut q = sqlx::query(multi::DELIVERIES.sql(rows.len()));
+            s.push(multi::DELIVERIES.sql(rows.len()));
             for d in rows {
-                q = q
-                    .bind(&d.key)
-                    .bind(d.incident_id)
-                    .bind(&d.event)
-                    .bind(&d.recipient)
-                    .bind(&d.transport)
-                    .bind(d.status)
-                    .bind(d.attempts)
-                    .bind(&d.last_error)
-                    .bind(&d.external_ref)
-                    .bind(d.created_at)
-                    .bind(d.updated_at);
+                s.arg(d.key.as_str());
+                s.arg(d.incident_id);
+                s.arg(d.event.as_str());
+                s.arg(d.recipient.as_str());
+                s.arg(d.transport.as_str());
+                s.arg(d.status);
+                s.arg(d.attempts);
+                s.arg(d.last_error.as_deref());
+                s.arg(d.external_ref.as_deref());
+                s.arg(d.created_at);
+                s.arg(d.updated_at);
             }
-            q.execute(&mut **tx).await?;
         }
-        Ok(())
+        if let Some(keys) = attempt_keys {
+            s.push(&format!(
+                "{} WHERE key IN (SELECT value FROM json_each(?))",
+                deliveries::SELECT_SQL
+            ));
+            s.arg(keys);
+        }
+        s
     }
 
-    /// Snapshots written (inserted, or updated over the stored row), a
-    /// statement per chunk of rows.
-    async fn upsert(
-        tx: &mut Transaction<'_, Sqlite>,
-        rows: &[IncidentRow],
-    ) -> Result<(), sqlx::Error> {
-        for rows in multi::chunks(rows) {
-            let mut q = sqlx::query(multi::INCIDENTS.sql(rows.len()));
-            for r in rows {
-                q = q
-                    .bind(r.id)
-                    .bind(&r.fingerprint)
-                    .bind(r.status)
-                    .bind(&r.title)
-                    .bind(&r.severity)
-                    .bind(&r.service)
-                    .bind(&r.labels)
-                    .bind(r.alert_count)
-                    .bind(r.seen_count)
-                    .bind(r.created_at)
-                    .bind(r.updated_at)
-                    .bind(r.last_seen)
-                    .bind(r.resolved_at)
-                    .bind(r.version)
-                    .bind(&r.state);
+    /// A group commit on `conn`: the batch's statements and the read of its
+    /// attempts' delivery rows in one round trip, the rows those attempts
+    /// change and `COMMIT` in a second (it was a round trip a statement,
+    /// a dozen a commit, and between two the writer sat idle).
+    async fn run_commit(
+        conn: &mut PoolConnection<Sqlite>,
+        plan: &Plan,
+        attempts: &[AttemptRecord],
+    ) -> Result<(), StoreError> {
+        let keys = if attempts.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::to_string(&deliveries::keys(attempts))
+                    .map_err(|e| StoreError::Rejected(format!("delivery keys as JSON: {e}")))?,
+            )
+        };
+        let head = Self::script(plan, keys);
+        let rows: Vec<DeliveryColumns> = head.fetch_all(conn).await?;
+        let mut tail = Script::default();
+        if !attempts.is_empty() {
+            let changed = deliveries::recorded_all(rows, attempts)?;
+            for rows in multi::chunks(&changed) {
+                tail.push(multi::ATTEMPTS.sql(rows.len()));
+                for (id, r) in rows {
+                    tail.arg(*id);
+                    tail.arg(r.status);
+                    tail.arg(r.attempts);
+                    tail.arg(r.last_error.clone());
+                    tail.arg(r.external_ref.clone());
+                    tail.arg(r.updated_at);
+                }
             }
-            q.execute(&mut **tx).await?;
         }
-        Ok(())
+        tail.push("COMMIT");
+        tail.execute(conn).await
     }
 
     async fn deliveries_where(
@@ -497,17 +641,24 @@ impl Store for SqliteStore {
         }
         let plan = plan(batch)?;
         let mut conn = self.writer().await?;
-        let result = async {
-            let mut tx = conn
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(store_error)?;
-            // On error the transaction is dropped, which rolls it back.
-            Self::write(&mut tx, &plan).await.map_err(store_error)?;
-            apply_attempts(&mut tx, &batch.attempts).await?;
-            tx.commit().await.map_err(store_error)
-        }
-        .await;
+        let attempts = batch.attempts.clone();
+        let transaction = async move {
+            let result = Self::run_commit(&mut conn, &plan, &attempts).await;
+            if result.is_err() {
+                // The script's own transaction is still open after a failed
+                // statement (SQLite undoes only that statement); a
+                // connection that cannot roll it back is closed instead,
+                // which does.
+                if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                    conn.close_on_drop();
+                }
+            }
+            (conn, result)
+        };
+        let (mut conn, result) = match &self.writer_thread {
+            Some(thread) => thread.run(transaction).await?,
+            None => transaction.await,
+        };
         self.discard_after_failure(&mut conn, &result);
         // The ticket is taken now, after the commit returned: a flush that
         // starts from here on covers it.
