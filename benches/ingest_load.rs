@@ -6,7 +6,8 @@
 //! Targets (`LIM_BENCH_TARGETS`, default all three):
 //!
 //! * `lim-sqlite`: the release `lim serve` (`env!("CARGO_BIN_EXE_lim")`, which
-//!   `cargo bench` builds) on a fresh SQLite file (WAL, `synchronous=FULL`);
+//!   `cargo bench` builds) on a fresh SQLite file (WAL, fsynced before each
+//!   answer: `src/store/group_sync.rs`);
 //! * `lim-postgres`: the same on a fresh database on `TEST_DATABASE_URL`
 //!   (dropped afterwards);
 //! * `alertmanager`: `/usr/bin/prometheus-alertmanager` (Debian's

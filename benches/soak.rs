@@ -3,7 +3,7 @@
 //! file descriptors, tokio tasks and OS threads do not grow (issue 9).
 //!
 //! Target (`LIM_SOAK_TARGET`): `lim-sqlite` (default: a fresh SQLite file,
-//! WAL, `synchronous=FULL`) or `lim-postgres` (a fresh database on
+//! WAL, fsynced before each answer) or `lim-postgres` (a fresh database on
 //! `TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432`,
 //! dropped afterwards). lim runs on its defaults (the default policy pages
 //! the console channel at once, then every 5 minutes, 3 repeats): every 2xx
