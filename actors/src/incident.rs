@@ -560,7 +560,10 @@ async fn handle_message(
                     .map_err(IngestError::from),
             );
             if created_failed {
-                // The incident was never stored: give its index slot back.
+                // The incident was not stored (or, after a WAL flush that
+                // failed, is in doubt: the store then refuses every write
+                // until a restart, which reads back what is there): give
+                // its index slot back.
                 state.close();
             }
         }

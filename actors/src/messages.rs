@@ -258,9 +258,16 @@ pub enum PersistenceMsg {
     /// on a store that takes concurrent writers, in a transaction of its
     /// own beside it).
     Attempt(crate::ports::AttemptRecord),
-    /// Delivery attempts written on their own are done; the ones given
-    /// back were not recorded (the store failed) and are queued again.
-    AttemptsRecorded(Vec<crate::ports::AttemptRecord>),
+    /// Delivery attempts written on their own are done (the write of that
+    /// `generation`); the ones given back were not recorded (the store
+    /// failed) and are queued again.
+    AttemptsRecorded {
+        generation: u64,
+        back: Vec<crate::ports::AttemptRecord>,
+    },
+    /// The pause after a failed write of delivery attempts is over: try
+    /// again.
+    RecordAttempts,
     /// Commit whatever is pending now.
     Flush,
     /// The repeat counters' interval is up: commit them (with whatever

@@ -72,7 +72,10 @@ pub struct PersistenceState {
     /// Delivery attempts being written in a transaction of their own (a
     /// store that takes concurrent writes); one such at a time, so the
     /// attempts on one delivery stay in order.
-    recording: Option<tokio::task::JoinHandle<()>>,
+    /// Its generation rides in its `AttemptsRecorded`, so a report of a
+    /// write already awaited here (a sync) is told from the current one.
+    recording: Option<(u64, tokio::task::JoinHandle<Vec<AttemptRecord>>)>,
+    recording_generation: u64,
     /// After such a write failed: not before this (the store is likely
     /// down; the attempts wait, at most `MAX_QUEUED_ATTEMPTS` of them).
     recording_paused_until: Option<tokio::time::Instant>,
@@ -143,8 +146,9 @@ impl PersistenceState {
     }
 
     /// Writes the queued delivery attempts in a transaction of their own
-    /// (only after a rejected group commit, which is split); on failure
-    /// they wait for the next flush.
+    /// (after a rejected group commit, which is split; at a sync or a
+    /// stop on a store that takes concurrent writes); on failure they wait
+    /// for the next try.
     async fn record_attempts(&mut self, store: &dyn Store) {
         if self.attempts.is_empty() {
             return;
@@ -199,7 +203,9 @@ impl PersistenceState {
         }
         let attempts = std::mem::take(&mut self.attempts);
         let (store, myself) = (self.ctx.store.clone(), myself.clone());
-        self.recording = Some(tokio::spawn(async move {
+        self.recording_generation += 1;
+        let generation = self.recording_generation;
+        let task = tokio::spawn(async move {
             let back = match store.record_attempts(&attempts).await {
                 Ok(()) => Vec::new(),
                 Err(e) => {
@@ -207,16 +213,50 @@ impl PersistenceState {
                     attempts
                 }
             };
-            let _ = myself.cast(PersistenceMsg::AttemptsRecorded(back));
-        }));
+            let _ = myself.cast(PersistenceMsg::AttemptsRecorded {
+                generation,
+                back: back.clone(),
+            });
+            back
+        });
+        self.recording = Some((generation, task));
     }
 
-    /// Waits for attempts being written on their own, then writes the rest
-    /// (a sync, a stop).
-    async fn record_all_attempts(&mut self, store: &dyn Store) {
-        if let Some(task) = self.recording.take() {
-            let _ = task.await;
+    /// The write of delivery attempts on their own that `generation` names
+    /// has ended; `back` failed and is queued again, ahead of the newer
+    /// ones, after a pause. A report of a write already awaited (a sync
+    /// took its attempts back itself) is ignored.
+    fn attempts_recorded(
+        &mut self,
+        myself: &ActorRef<PersistenceMsg>,
+        generation: u64,
+        back: Vec<AttemptRecord>,
+    ) {
+        if self.recording.as_ref().map(|(g, _)| *g) != Some(generation) {
+            return;
         }
+        self.recording = None;
+        self.recording_paused_until = None;
+        if !back.is_empty() {
+            self.keep_attempts(back);
+            self.recording_paused_until = Some(tokio::time::Instant::now() + RECORDING_RETRY);
+            // Nothing else may come to wake the actor when the pause ends.
+            myself.send_after(RECORDING_RETRY, || PersistenceMsg::RecordAttempts);
+        }
+    }
+
+    /// Waits for attempts being written on their own (queuing again those
+    /// it failed to write, ahead of the newer ones), then writes every
+    /// queued one (a sync, a stop).
+    async fn record_all_attempts(&mut self, store: &dyn Store) {
+        if let Some((_, task)) = self.recording.take() {
+            if let Ok(back) = task.await {
+                if !back.is_empty() {
+                    self.keep_attempts(back);
+                }
+            }
+        }
+        self.recording_paused_until = None;
         self.record_attempts(store).await;
     }
 
@@ -254,8 +294,9 @@ impl PersistenceState {
         }
         // The writes move into the batch (no copy on the hot path); each
         // caller keeps only how many of them are its own, which is all the
-        // rare one-by-one retry below needs to split the batch back. The
-        // delivery attempts ride in the same transaction: one fsync a cycle.
+        // rare one-by-one retry below needs to split the batch back. On a
+        // one-writer store the delivery attempts ride in the same
+        // transaction: one fsync a cycle.
         let mut batch = WriteBatch {
             incidents: Vec::with_capacity(pending.iter().map(|p| p.writes.len()).sum()),
             touches,
@@ -316,8 +357,13 @@ impl PersistenceState {
                 for t in batch.touches {
                     merge_touch(&mut self.touches, t);
                 }
-                self.attempts = batch.attempts;
-                self.record_attempts(store).await;
+                // The batch's attempts (on a store that takes concurrent
+                // writes it carries none: they wait in `attempts` for their
+                // own write, which must not be overwritten here).
+                if !store.takes_concurrent_writes() {
+                    self.attempts = batch.attempts;
+                    self.record_attempts(store).await;
+                }
                 let mut writes = batch.incidents.into_iter();
                 for (count, reply) in callers {
                     let one = WriteBatch {
@@ -378,6 +424,7 @@ impl Actor for PersistenceActor {
             last_commit: None,
             flushing: None,
             recording: None,
+            recording_generation: 0,
             recording_paused_until: None,
         })
     }
@@ -435,15 +482,11 @@ impl Actor for PersistenceActor {
                     myself.cast(PersistenceMsg::Flush)?;
                 }
             }
-            PersistenceMsg::AttemptsRecorded(back) => {
-                state.recording = None;
-                state.recording_paused_until = None;
-                if !back.is_empty() {
-                    state.keep_attempts(back);
-                    state.recording_paused_until =
-                        Some(tokio::time::Instant::now() + RECORDING_RETRY);
-                }
+            PersistenceMsg::AttemptsRecorded { generation, back } => {
+                state.attempts_recorded(&myself, generation, back);
             }
+            // Only a wake-up: the attempts go below, with every message.
+            PersistenceMsg::RecordAttempts => {}
             PersistenceMsg::Flush => {
                 // Only here: this is the queued `Flush`. A flush another
                 // message starts (`Sync`, the touch interval, a full batch)
@@ -792,5 +835,56 @@ mod tests {
             actor.stop(None);
             handle.await.unwrap();
         }
+    }
+
+    /// On a store that takes concurrent writes, outcomes whose own write
+    /// failed are tried again once the pause is over, with nothing else
+    /// arriving to wake the actor.
+    #[tokio::test(start_paused = true)]
+    async fn attempts_written_beside_are_retried_after_a_failure() {
+        let store = Arc::new(MemoryStore::new());
+        store.set_concurrent_writes(true);
+        let ctx = context(store.clone());
+        let mut batch = write(1, "Paged");
+        let page = crate::domain::Delivery::pending(
+            crate::domain::DeliveryKey("1/page/0/0/console".into()),
+            IncidentId(1),
+            crate::domain::NotificationEvent::Page {
+                step: 0,
+                repeat: 0,
+                target: crate::domain::Target::Channel("ops".into()),
+            },
+            crate::domain::Recipient::Console,
+            Timestamp(1),
+        );
+        batch.incidents[0].deliveries = vec![page.clone()];
+        let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
+        let r = actor.call(|reply| PersistenceMsg::Write { batch, reply }, None);
+        assert!(matches!(
+            r.await,
+            Ok(ractor::rpc::CallResult::Success(Ok(())))
+        ));
+        store.set_failing(true);
+        actor
+            .cast(PersistenceMsg::Attempt(AttemptRecord {
+                key: page.key.clone(),
+                outcome: crate::domain::AttemptOutcome::Cancelled,
+                at: Timestamp(2),
+            }))
+            .unwrap();
+        tokio::time::sleep(RECORDING_RETRY / 2).await;
+        store.set_failing(false);
+        assert_eq!(
+            store.deliveries(IncidentId(1)).await.unwrap()[0].status,
+            crate::domain::DeliveryStatus::Pending
+        );
+        tokio::time::sleep(RECORDING_RETRY).await;
+        assert_eq!(
+            store.deliveries(IncidentId(1)).await.unwrap()[0].status,
+            crate::domain::DeliveryStatus::Cancelled,
+            "retried after the pause"
+        );
+        actor.stop(None);
+        handle.await.unwrap();
     }
 }

@@ -78,8 +78,10 @@ pub struct WriteBatch {
     pub touches: Vec<Touch>,
     /// Delivery attempts' outcomes, applied to the delivery log after the
     /// incident writes (as `Store::record_attempts` does: a key not in the
-    /// log is skipped). In the batch's own transaction, so a cycle of the
-    /// persistence actor costs one fsync, not two.
+    /// log is skipped). In the batch's own transaction on a one-writer
+    /// store, so a cycle of the persistence actor costs one fsync, not two;
+    /// empty on one that takes concurrent writes
+    /// ([`Store::takes_concurrent_writes`]), where they go beside it.
     pub attempts: Vec<AttemptRecord>,
 }
 

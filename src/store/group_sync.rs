@@ -13,15 +13,19 @@
 //! before. One flush covers every commit that returned before it began, so
 //! concurrent waiters share it.
 //!
-//! On SQLite a flush that fails poisons the store ([`GroupSync::poisoning`]):
-//! after a failed fsync the kernel may have dropped the dirty pages it could
-//! not write (and mark them clean), so a later flush that succeeds proves
-//! nothing about them. Every later wait, and every write, fails with the
-//! first error until lim is restarted and the database recovers from what
-//! is on disk (as PostgreSQL does: it stops on a failed fsync). On
-//! PostgreSQL the flush is a round trip to the server, and a failed one is
-//! a lost connection, not a lost page: the waiters are told the store is
-//! unavailable and the next flush tries again ([`GroupSync::retrying`]).
+//! A flush that fails poisons the store: after a failed fsync the kernel
+//! may have dropped the dirty pages it could not write (and marked them
+//! clean), so a later flush that succeeds proves nothing about them. Every
+//! later wait, and every write, fails with the first error until lim is
+//! restarted and the database recovers from what is on disk (as PostgreSQL
+//! does: it stops on a failed fsync). The writes of the failed flush were
+//! visible meanwhile and may well be on disk: their callers were told the
+//! store is unavailable, not that nothing was written, and nothing is
+//! written after them until the restart reads back what is there.
+//!
+//! Used by the SQLite store only. PostgreSQL commits durably itself: a flush
+//! after the commit would have to run on the very server session that
+//! committed, or a server crash in between would go unnoticed.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,10 +33,8 @@ use std::sync::Mutex;
 
 use incident_actors::ports::StoreError;
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct GroupSync {
-    /// Whether a failed flush refuses every later write.
-    poisons: bool,
     /// Tickets handed out: commits written, counted as they return.
     committed: AtomicU64,
     /// Every ticket up to this one is durable.
@@ -44,26 +46,6 @@ pub(crate) struct GroupSync {
 }
 
 impl GroupSync {
-    /// A failed flush refuses every later write (a local fsync).
-    pub fn poisoning() -> Self {
-        Self::new(true)
-    }
-
-    /// A failed flush fails its waiters only (a flush over a connection).
-    pub fn retrying() -> Self {
-        Self::new(false)
-    }
-
-    fn new(poisons: bool) -> Self {
-        GroupSync {
-            poisons,
-            committed: AtomicU64::new(0),
-            synced: AtomicU64::new(0),
-            flushing: tokio::sync::Mutex::new(()),
-            poisoned: Mutex::new(None),
-        }
-    }
-
     /// A ticket for a commit that has just returned (written, not yet
     /// flushed).
     pub fn ticket(&self) -> u64 {
@@ -74,6 +56,13 @@ impl GroupSync {
     pub fn poisoned(&self) -> Option<StoreError> {
         let why = self.poisoned.lock().unwrap_or_else(|e| e.into_inner());
         why.as_ref().map(|w| StoreError::Unavailable(w.clone()))
+    }
+
+    /// Refuses every later write with `why` (something other than a flush
+    /// found the disk failing).
+    pub fn poison(&self, why: String) {
+        let mut poisoned = self.poisoned.lock().unwrap_or_else(|p| p.into_inner());
+        poisoned.get_or_insert(why);
     }
 
     /// Resolves once `ticket` is durable: at once if a flush that started
@@ -101,9 +90,6 @@ impl GroupSync {
                 self.synced.fetch_max(covered, Ordering::SeqCst);
                 Ok(())
             }
-            Err(e) if !self.poisons => Err(StoreError::Unavailable(format!(
-                "cannot confirm that the write reached disk: {e}"
-            ))),
             Err(e) => {
                 let why = format!(
                     "flushing the write-ahead log failed ({e}); writes are refused until lim is \
@@ -111,7 +97,7 @@ impl GroupSync {
                      be on disk"
                 );
                 tracing::error!(error = %e, "write-ahead log flush failed; the store refuses writes until restarted");
-                *self.poisoned.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                self.poison(why.clone());
                 Err(StoreError::Unavailable(why))
             }
         }
@@ -128,7 +114,7 @@ mod tests {
     /// handed out after a flush started is not covered by it.
     #[tokio::test]
     async fn one_flush_covers_every_commit_before_it() {
-        let sync = Arc::new(GroupSync::poisoning());
+        let sync = Arc::new(GroupSync::default());
         let flushes = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let flush = |flushes: Arc<AtomicUsize>, gate: Arc<tokio::sync::Semaphore>| {
@@ -173,7 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_flush_poisons_every_later_wait() {
-        let sync = GroupSync::poisoning();
+        let sync = GroupSync::default();
         let t = sync.ticket();
         let err = sync
             .durable(t, || async { Err("EIO".to_string()) })
@@ -184,20 +170,5 @@ mod tests {
         let again = sync.durable(t2, || async { Ok(()) }).await.unwrap_err();
         assert!(again.to_string().contains("restarted"), "{again}");
         assert!(sync.poisoned().is_some());
-    }
-
-    #[tokio::test]
-    async fn a_retrying_sync_fails_only_the_waiters_of_a_failed_flush() {
-        let sync = GroupSync::retrying();
-        let t = sync.ticket();
-        assert!(sync
-            .durable(t, || async { Err("reset".to_string()) })
-            .await
-            .is_err());
-        assert!(sync.poisoned().is_none());
-        // The same ticket again, and a later one: a new flush covers both.
-        sync.durable(t, || async { Ok(()) }).await.unwrap();
-        let t2 = sync.ticket();
-        sync.durable(t2, || async { Ok(()) }).await.unwrap();
     }
 }

@@ -17,7 +17,6 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,6 +107,10 @@ impl<'q> Script<'q> {
     }
 }
 
+/// The store probe's write (`Store::ping`).
+const PROBE_SQL: &str = "INSERT INTO store_probe (id, at) VALUES (1, ?1) \
+     ON CONFLICT (id) DO UPDATE SET at = excluded.at";
+
 /// Connections of a file database's pool.
 const POOL_SIZE: u32 = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -137,15 +140,28 @@ pub struct SqliteStore {
     writer_thread: Option<Arc<WriterThread>>,
 }
 
+/// SQLITE_IOERR and its extended codes (the low byte is 10): the disk
+/// failed a read, write or sync.
+fn is_io_error(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| c & 0xff == 10),
+        sqlx::Error::Io(_) => true,
+        _ => false,
+    }
+}
+
 /// A thread of its own (a current-thread tokio runtime) on which group
-/// commits run. A commit is a dozen statements, and sqlx runs each one as a
-/// round trip to the connection's worker thread: between two of them the
-/// task issuing the next must get a turn on a tokio worker. On the shared
-/// workers, busy with HTTP and actors under load, each of those turns
-/// waited in their run queue, and the one writer spent most of a commit
-/// idle (under the mixed load the SQLite threads used half a core in all
-/// while the writer was the bottleneck, `perf record`). Here the only task
-/// is the commit, so each statement follows the last at once.
+/// commits run. sqlx runs each statement text as a round trip to the
+/// connection's worker thread, and between two of them the task issuing
+/// the next must get a turn on a tokio worker. On the shared workers, busy
+/// with HTTP and actors under load, each turn waited in their run queue and
+/// the one writer sat idle meanwhile (under the mixed load the SQLite
+/// threads used half a core in all while the writer was the bottleneck).
+/// Here the commit is the only task, so its turns come at once; and it is
+/// two round trips, not one a statement (`run_commit`).
 #[derive(Debug)]
 struct WriterThread {
     runtime: tokio::runtime::Handle,
@@ -193,24 +209,33 @@ impl WriterThread {
 /// can be lost to a power cut, which `FULL` allows too.
 #[derive(Debug)]
 struct WalFlush {
-    /// `<database>-wal`.
+    /// `<database>-wal`, the database's path resolved (SQLite follows a
+    /// symbolic link to the database and keeps its WAL beside the target).
     path: PathBuf,
     group: GroupSync,
-    /// The WAL file last synced (its inode): a new one (SQLite deletes the
-    /// WAL when its last connection closes and creates it again) also
-    /// needs its directory entry synced.
-    inode: AtomicU64,
 }
 
 impl WalFlush {
-    fn new(database: &Path) -> Self {
-        let mut wal = database.as_os_str().to_owned();
+    fn new(database: &Path) -> Result<Self, StoreOpenError> {
+        let database = std::fs::canonicalize(database).map_err(|e| {
+            StoreOpenError::Sync(format!("cannot resolve {}: {e}", database.display()))
+        })?;
+        let mut wal = database.into_os_string();
         wal.push("-wal");
-        WalFlush {
-            path: PathBuf::from(wal),
-            group: GroupSync::poisoning(),
-            inode: AtomicU64::new(0),
+        let path = PathBuf::from(wal);
+        // The migrations wrote through the pool's open connections: the WAL
+        // is there now. If it is not, it is not where this looks, and a
+        // flush would sync nothing.
+        if !path.exists() {
+            return Err(StoreOpenError::Sync(format!(
+                "the write-ahead log is not at {}",
+                path.display()
+            )));
         }
+        Ok(WalFlush {
+            path,
+            group: GroupSync::default(),
+        })
     }
 
     /// Resolves once every write that returned before this call is on disk.
@@ -226,33 +251,35 @@ impl WalFlush {
             .await
     }
 
+    /// fdatasync of the WAL, then fsync of its folder: SQLite deletes the
+    /// WAL when its last connection closes and creates it anew, and a new
+    /// file's name must be on disk too. (A folder with nothing new to write
+    /// costs little to sync.)
     fn sync(&self) -> Result<(), String> {
-        use std::os::unix::fs::MetadataExt;
-        let file = match std::fs::File::open(&self.path) {
-            Ok(f) => f,
+        let failed = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
+        match std::fs::File::open(&self.path) {
+            Ok(wal) => wal.sync_data().map_err(|e| failed(&self.path, e))?,
             // No WAL: its last connection closed, which checkpointed it into
             // the database file, synced that, and deleted it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("{}: {e}", self.path.display())),
-        };
-        file.sync_data()
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        let inode = file
-            .metadata()
-            .map_err(|e| format!("{}: {e}", self.path.display()))?
-            .ino();
-        if self.inode.load(Ordering::SeqCst) != inode {
-            let dir = self
-                .path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
-            self.inode.store(inode, Ordering::SeqCst);
+            Err(e) => return Err(failed(&self.path, e)),
         }
-        Ok(())
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| failed(dir, e))
+    }
+
+    /// A checkpoint's write or sync of the database failed: the same doubt
+    /// as a failed flush (`group_sync`), so the same refusal.
+    fn checkpoint_failed(&self, error: &str) {
+        self.group.poison(format!(
+            "a WAL checkpoint failed to write the database file ({error})"
+        ));
     }
 }
 
@@ -275,7 +302,7 @@ const WAL_AUTOCHECKPOINT_PAGES: u32 = 4_096;
 struct Checkpointer(tokio::task::JoinHandle<()>);
 
 impl Checkpointer {
-    fn start(pool: SqlitePool) -> Self {
+    fn start(pool: SqlitePool, wal: Arc<WalFlush>) -> Self {
         Checkpointer(tokio::spawn(async move {
             let mut every = tokio::time::interval(CHECKPOINT_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -291,6 +318,10 @@ impl Checkpointer {
                 match done {
                     Ok(_) => {}
                     Err(sqlx::Error::PoolClosed) => return,
+                    Err(e) if is_io_error(&e) => {
+                        tracing::error!(error = %e, "WAL checkpoint failed to write the database file");
+                        wal.checkpoint_failed(&e.to_string());
+                    }
                     Err(e) => tracing::debug!(error = %e, "WAL checkpoint failed; retried"),
                 }
             }
@@ -353,16 +384,26 @@ impl SqliteStore {
         .map_err(StoreOpenError::Connect)?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let memory = is_memory(url);
-        let checkpointer = (!memory).then(|| Arc::new(Checkpointer::start(pool.clone())));
-        let writer_thread = if memory {
-            None
+        let (wal, writer_thread, checkpointer) = if memory {
+            (None, None, None)
         } else {
-            Some(Arc::new(
-                WriterThread::start().map_err(|e| StoreOpenError::Sync(e.to_string()))?,
-            ))
+            // A write first, so that the WAL exists wherever SQLite put it.
+            sqlx::query(PROBE_SQL)
+                .bind(chrono::Utc::now().timestamp_millis())
+                .execute(&pool)
+                .await
+                .map_err(StoreOpenError::Connect)?;
+            let wal = Arc::new(WalFlush::new(&database)?);
+            let thread = WriterThread::start().map_err(|e| StoreOpenError::Sync(e.to_string()))?;
+            let checkpointer = Checkpointer::start(pool.clone(), wal.clone());
+            (
+                Some(wal),
+                Some(Arc::new(thread)),
+                Some(Arc::new(checkpointer)),
+            )
         };
         let store = SqliteStore {
-            wal: (!memory).then(|| Arc::new(WalFlush::new(&database))),
+            wal,
             writer_thread,
             pool,
             memory,
@@ -397,12 +438,17 @@ impl SqliteStore {
         }
     }
 
-    /// A connection for a write transaction; refused once a WAL flush has
-    /// failed (`group_sync`).
-    async fn writer(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
-        if let Some(e) = self.wal.as_ref().and_then(|w| w.group.poisoned()) {
-            return Err(e);
+    /// Refused once a WAL flush or a checkpoint has failed (`group_sync`).
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.wal.as_ref().and_then(|w| w.group.poisoned()) {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
+    }
+
+    /// A connection for a write transaction, unless writes are refused.
+    async fn writer(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
+        self.writable()?;
         self.pool.acquire().await.map_err(store_error)
     }
 
@@ -660,8 +706,8 @@ impl Store for SqliteStore {
             None => transaction.await,
         };
         self.discard_after_failure(&mut conn, &result);
-        // The ticket is taken now, after the commit returned: a flush that
-        // starts from here on covers it.
+        // The durability's ticket is taken when it is first polled, after
+        // the commit returned: a flush that starts from then on covers it.
         result.map(|()| self.durability())
     }
 
@@ -734,19 +780,18 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        self.writable()?;
         let now = chrono::Utc::now().timestamp_millis();
-        sqlx::query(
-            "INSERT INTO store_probe (id, at) VALUES (1, ?1) \
-             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-        )
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
+        sqlx::query(PROBE_SQL)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
         self.flushed().await
     }
 
     async fn save_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        self.writable()?;
         sqlx::query(
             "INSERT INTO silences (id, starts_at, ends_at, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (id) DO UPDATE SET starts_at = excluded.starts_at, \
@@ -777,6 +822,7 @@ impl Store for SqliteStore {
         alert: &Alert,
         received_at: Timestamp,
     ) -> Result<(), StoreError> {
+        self.writable()?;
         sqlx::query(
             "INSERT INTO silenced_alerts (silence_id, fingerprint, received_at, body) \
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
@@ -800,6 +846,7 @@ impl Store for SqliteStore {
     }
 
     async fn save_heartbeat(&self, name: &str, state: &HeartbeatState) -> Result<(), StoreError> {
+        self.writable()?;
         sqlx::query(
             "INSERT INTO heartbeats (name, last_ping_ms, deadline_ms, missed, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5) \
