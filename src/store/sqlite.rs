@@ -213,6 +213,8 @@ struct WalFlush {
     /// symbolic link to the database and keeps its WAL beside the target).
     path: PathBuf,
     group: GroupSync,
+    /// The WAL file last synced, kept open.
+    file: std::sync::Mutex<Option<std::fs::File>>,
 }
 
 impl WalFlush {
@@ -235,6 +237,7 @@ impl WalFlush {
         Ok(WalFlush {
             path,
             group: GroupSync::default(),
+            file: std::sync::Mutex::new(None),
         })
     }
 
@@ -251,27 +254,46 @@ impl WalFlush {
             .await
     }
 
-    /// fdatasync of the WAL, then fsync of its folder: SQLite deletes the
-    /// WAL when its last connection closes and creates it anew, and a new
-    /// file's name must be on disk too. (A folder with nothing new to write
-    /// costs little to sync.)
+    /// fdatasync of the WAL through a descriptor kept open (so it also
+    /// sees a writeback error that happened since it was opened). SQLite
+    /// deletes the WAL when its last connection closes and creates it anew:
+    /// when the file at the path is no longer the one held (another inode,
+    /// or the held one unlinked: an inode number can be reused), the new
+    /// one is opened and its folder synced, so that its name is on disk too.
     fn sync(&self) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
         let failed = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
-        match std::fs::File::open(&self.path) {
-            Ok(wal) => wal.sync_data().map_err(|e| failed(&self.path, e))?,
+        let at_path = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
             // No WAL: its last connection closed, which checkpointed it into
             // the database file, synced that, and deleted it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(failed(&self.path, e)),
+        };
+        let mut held = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let current = match held.as_ref() {
+            Some(f) => f
+                .metadata()
+                .map(|m| m.ino() == at_path.ino() && m.nlink() > 0)
+                .map_err(|e| failed(&self.path, e))?,
+            None => false,
+        };
+        if !current {
+            let file = std::fs::File::open(&self.path).map_err(|e| failed(&self.path, e))?;
+            let dir = self
+                .path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| failed(dir, e))?;
+            *held = Some(file);
         }
-        let dir = self
-            .path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| failed(dir, e))
+        match held.as_ref() {
+            Some(file) => file.sync_data().map_err(|e| failed(&self.path, e)),
+            None => Ok(()),
+        }
     }
 
     /// A checkpoint's write or sync of the database failed: the same doubt
