@@ -140,6 +140,18 @@ pub struct SqliteStore {
     writer_thread: Option<Arc<WriterThread>>,
 }
 
+/// Whether the file system holding `file` is mounted read-only now.
+fn read_only(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `fstatvfs` writes into the zeroed struct it is given and
+    // reads the descriptor, which `file` keeps open for the call.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatvfs(file.as_raw_fd(), &mut stat) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(stat.f_flag & libc::ST_RDONLY != 0)
+}
+
 /// SQLITE_IOERR and its extended codes (the low byte is 10): the disk
 /// failed a read, write or sync.
 fn is_io_error(e: &sqlx::Error) -> bool {
@@ -290,10 +302,22 @@ impl WalFlush {
                 .map_err(|e| failed(dir, e))?;
             *held = Some(file);
         }
-        match held.as_ref() {
-            Some(file) => file.sync_data().map_err(|e| failed(&self.path, e)),
-            None => Ok(()),
+        let Some(file) = held.as_ref() else {
+            return Ok(());
+        };
+        file.sync_data().map_err(|e| failed(&self.path, e))?;
+        // ext4 answers an fsync on a file system that went read-only after
+        // an error (`errors=remount-ro`) with success, writing nothing: the
+        // frames written just before may be gone. So a flush that finds
+        // the file system read-only afterwards has proved nothing
+        // (tests/fault_store.rs caught an acknowledged write lost so).
+        if read_only(file).map_err(|e| failed(&self.path, e))? {
+            return Err(format!(
+                "{}: the file system is read-only now",
+                self.path.display()
+            ));
         }
+        Ok(())
     }
 
     /// A checkpoint's write or sync of the database failed: the same doubt
