@@ -779,6 +779,24 @@ mod tests {
         handle.await.unwrap();
     }
 
+    /// Incident 1 opened with a console page, and that page.
+    fn paged_write() -> (WriteBatch, crate::domain::Delivery) {
+        let mut batch = write(1, "Paged");
+        let page = crate::domain::Delivery::pending(
+            crate::domain::DeliveryKey("1/page/0/0/console".into()),
+            IncidentId(1),
+            crate::domain::NotificationEvent::Page {
+                step: 0,
+                repeat: 0,
+                target: crate::domain::Target::Channel("ops".into()),
+            },
+            crate::domain::Recipient::Console,
+            Timestamp(1),
+        );
+        batch.incidents[0].deliveries = vec![page.clone()];
+        (batch, page)
+    }
+
     /// A page's row written, then outcomes of it: on a one-writer store
     /// they ride in the next group commit; on one that takes concurrent
     /// writes they go in a transaction of their own and no group commit
@@ -789,20 +807,7 @@ mod tests {
             let store = Arc::new(MemoryStore::new());
             store.set_concurrent_writes(concurrent);
             let ctx = context(store.clone());
-            let mut batch = write(1, "Paged");
-            let incident = &batch.incidents[0].incident;
-            let page = crate::domain::Delivery::pending(
-                crate::domain::DeliveryKey("1/page/0/0/console".into()),
-                incident.id,
-                crate::domain::NotificationEvent::Page {
-                    step: 0,
-                    repeat: 0,
-                    target: crate::domain::Target::Channel("ops".into()),
-                },
-                crate::domain::Recipient::Console,
-                Timestamp(1),
-            );
-            batch.incidents[0].deliveries = vec![page.clone()];
+            let (batch, page) = paged_write();
             let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
             let r = actor.call(|reply| PersistenceMsg::Write { batch, reply }, None);
             assert!(matches!(
@@ -845,19 +850,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         store.set_concurrent_writes(true);
         let ctx = context(store.clone());
-        let mut batch = write(1, "Paged");
-        let page = crate::domain::Delivery::pending(
-            crate::domain::DeliveryKey("1/page/0/0/console".into()),
-            IncidentId(1),
-            crate::domain::NotificationEvent::Page {
-                step: 0,
-                repeat: 0,
-                target: crate::domain::Target::Channel("ops".into()),
-            },
-            crate::domain::Recipient::Console,
-            Timestamp(1),
-        );
-        batch.incidents[0].deliveries = vec![page.clone()];
+        let (batch, page) = paged_write();
         let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
         let r = actor.call(|reply| PersistenceMsg::Write { batch, reply }, None);
         assert!(matches!(
