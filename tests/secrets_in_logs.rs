@@ -1043,12 +1043,13 @@ async fn run(mode: Mode) {
     // The stand-in answers the first OTLP export 500 on purpose; a second
     // export needs spans ended after it, and the cases above may all have
     // gone out in that first batch. Once it arrived, re-send an alert.
-    for _ in 0..600 {
-        if !far.otlp.lock().unwrap().is_empty() {
-            break;
+    until("the first OTLP export", || {
+        if far.otlp.lock().unwrap().is_empty() {
+            return Err("none yet".into());
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok(())
+    })
+    .await;
     let (status, body) = r
         .alert(
             "/v1/alerts",

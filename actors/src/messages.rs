@@ -258,13 +258,9 @@ pub enum PersistenceMsg {
     /// on a store that takes concurrent writers, in a transaction of its
     /// own beside it).
     Attempt(crate::ports::AttemptRecord),
-    /// Delivery attempts written on their own are done (the write of that
-    /// `generation`); the ones given back were not recorded (the store
-    /// failed) and are queued again.
-    AttemptsRecorded {
-        generation: u64,
-        back: Vec<crate::ports::AttemptRecord>,
-    },
+    /// The write of delivery attempts on their own of that `generation`
+    /// has ended; what it failed to write is queued again.
+    AttemptsRecorded { generation: u64 },
     /// The pause after a failed write of delivery attempts is over: try
     /// again.
     RecordAttempts,

@@ -213,29 +213,26 @@ impl PersistenceState {
                     attempts
                 }
             };
-            let _ = myself.cast(PersistenceMsg::AttemptsRecorded {
-                generation,
-                back: back.clone(),
-            });
+            let _ = myself.cast(PersistenceMsg::AttemptsRecorded { generation });
             back
         });
         self.recording = Some((generation, task));
     }
 
     /// The write of delivery attempts on their own that `generation` names
-    /// has ended; `back` failed and is queued again, ahead of the newer
-    /// ones, after a pause. A report of a write already awaited (a sync
-    /// took its attempts back itself) is ignored.
-    fn attempts_recorded(
-        &mut self,
-        myself: &ActorRef<PersistenceMsg>,
-        generation: u64,
-        back: Vec<AttemptRecord>,
-    ) {
-        if self.recording.as_ref().map(|(g, _)| *g) != Some(generation) {
-            return;
-        }
-        self.recording = None;
+    /// has ended; what it failed to write is queued again, ahead of the
+    /// newer ones, after a pause. A report of a write already awaited (a
+    /// sync took its attempts back itself) is ignored.
+    async fn attempts_recorded(&mut self, myself: &ActorRef<PersistenceMsg>, generation: u64) {
+        let task = match self.recording.take() {
+            Some((g, task)) if g == generation => task,
+            other => {
+                self.recording = other;
+                return;
+            }
+        };
+        // The task has ended (it reported): this does not wait.
+        let back = task.await.unwrap_or_default();
         self.recording_paused_until = None;
         if !back.is_empty() {
             self.keep_attempts(back);
@@ -475,15 +472,15 @@ impl Actor for PersistenceActor {
             }
             PersistenceMsg::Attempt(a) => {
                 state.attempts.push(a);
-                if state.ctx.store.takes_concurrent_writes() {
-                    state.record_beside(&myself);
-                } else if !state.flush_queued {
+                // On a store that takes concurrent writes they go on their
+                // own (`record_beside`, below, after every message).
+                if !state.ctx.store.takes_concurrent_writes() && !state.flush_queued {
                     state.flush_queued = true;
                     myself.cast(PersistenceMsg::Flush)?;
                 }
             }
-            PersistenceMsg::AttemptsRecorded { generation, back } => {
-                state.attempts_recorded(&myself, generation, back);
+            PersistenceMsg::AttemptsRecorded { generation } => {
+                state.attempts_recorded(&myself, generation).await;
             }
             // Only a wake-up: the attempts go below, with every message.
             PersistenceMsg::RecordAttempts => {}
@@ -779,6 +776,30 @@ mod tests {
         handle.await.unwrap();
     }
 
+    /// A persistence actor over a memory store (taking concurrent writes or
+    /// not) that has committed incident 1 with a console page; and that
+    /// page.
+    async fn paged(
+        concurrent: bool,
+    ) -> (
+        Arc<MemoryStore>,
+        ActorRef<PersistenceMsg>,
+        JoinHandle<()>,
+        crate::domain::Delivery,
+    ) {
+        let store = Arc::new(MemoryStore::new());
+        store.set_concurrent_writes(concurrent);
+        let ctx = context(store.clone());
+        let (batch, page) = paged_write();
+        let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
+        let r = actor.call(|reply| PersistenceMsg::Write { batch, reply }, None);
+        assert!(matches!(
+            r.await,
+            Ok(ractor::rpc::CallResult::Success(Ok(())))
+        ));
+        (store, actor, handle, page)
+    }
+
     /// Incident 1 opened with a console page, and that page.
     fn paged_write() -> (WriteBatch, crate::domain::Delivery) {
         let mut batch = write(1, "Paged");
@@ -804,16 +825,7 @@ mod tests {
     #[tokio::test]
     async fn attempts_go_beside_the_commits_when_the_store_allows() {
         for concurrent in [false, true] {
-            let store = Arc::new(MemoryStore::new());
-            store.set_concurrent_writes(concurrent);
-            let ctx = context(store.clone());
-            let (batch, page) = paged_write();
-            let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
-            let r = actor.call(|reply| PersistenceMsg::Write { batch, reply }, None);
-            assert!(matches!(
-                r.await,
-                Ok(ractor::rpc::CallResult::Success(Ok(())))
-            ));
+            let (store, actor, handle, page) = paged(concurrent).await;
             actor
                 .cast(PersistenceMsg::Attempt(AttemptRecord {
                     key: page.key.clone(),
@@ -847,16 +859,7 @@ mod tests {
     /// arriving to wake the actor.
     #[tokio::test(start_paused = true)]
     async fn attempts_written_beside_are_retried_after_a_failure() {
-        let store = Arc::new(MemoryStore::new());
-        store.set_concurrent_writes(true);
-        let ctx = context(store.clone());
-        let (batch, page) = paged_write();
-        let (actor, handle) = Actor::spawn(None, PersistenceActor, ctx).await.unwrap();
-        let r = actor.call(|reply| PersistenceMsg::Write { batch, reply }, None);
-        assert!(matches!(
-            r.await,
-            Ok(ractor::rpc::CallResult::Success(Ok(())))
-        ));
+        let (store, actor, handle, page) = paged(true).await;
         store.set_failing(true);
         actor
             .cast(PersistenceMsg::Attempt(AttemptRecord {

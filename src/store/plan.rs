@@ -73,6 +73,7 @@ pub(crate) struct TouchRow {
 }
 
 /// The rows of one batch, in the order they are to be written.
+#[derive(Default)]
 pub(crate) struct Plan {
     /// Resolved snapshots first, then open ones.
     pub incidents: Vec<IncidentRow>,

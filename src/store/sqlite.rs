@@ -237,9 +237,9 @@ impl WalFlush {
         let mut wal = database.into_os_string();
         wal.push("-wal");
         let path = PathBuf::from(wal);
-        // The migrations wrote through the pool's open connections: the WAL
-        // is there now. If it is not, it is not where this looks, and a
-        // flush would sync nothing.
+        // The store wrote its probe row just before, through the pool's open
+        // connections: the WAL is there now. If it is not, it is not where
+        // this looks, and a flush would sync nothing.
         if !path.exists() {
             return Err(StoreOpenError::Sync(format!(
                 "the write-ahead log is not at {}",
@@ -253,17 +253,21 @@ impl WalFlush {
         })
     }
 
-    /// Resolves once every write that returned before this call is on disk.
-    async fn durable(self: Arc<Self>) -> Result<(), StoreError> {
+    /// Resolves once every write that returned before this call is on
+    /// disk (the ticket is taken here, not when the future is first
+    /// polled).
+    fn durable(self: Arc<Self>) -> Durability {
         let ticket = self.group.ticket();
-        let this = self.clone();
-        self.group
-            .durable(ticket, move || async move {
-                tokio::task::spawn_blocking(move || this.sync())
-                    .await
-                    .map_err(|e| e.to_string())?
-            })
-            .await
+        Box::pin(async move {
+            let this = self.clone();
+            self.group
+                .durable(ticket, move || async move {
+                    tokio::task::spawn_blocking(move || this.sync())
+                        .await
+                        .map_err(|e| e.to_string())?
+                })
+                .await
+        })
     }
 
     /// fdatasync of the WAL through a descriptor kept open (so it also
@@ -502,7 +506,7 @@ impl SqliteStore {
     /// (at once for an in-memory database).
     fn durability(&self) -> Durability {
         match &self.wal {
-            Some(wal) => Box::pin(wal.clone().durable()),
+            Some(wal) => wal.clone().durable(),
             None => Box::pin(std::future::ready(Ok(()))),
         }
     }
@@ -667,7 +671,23 @@ impl SqliteStore {
     /// attempts' delivery rows in one round trip, the rows those attempts
     /// change and `COMMIT` in a second (it was a round trip a statement,
     /// a dozen a commit, and between two the writer sat idle).
+    ///
+    /// On an error its transaction is still open (SQLite undoes only the
+    /// failed statement): it is rolled back, or, if that fails too, the
+    /// connection is closed instead, which does.
     async fn run_commit(
+        conn: &mut PoolConnection<Sqlite>,
+        plan: &Plan,
+        attempts: &[AttemptRecord],
+    ) -> Result<(), StoreError> {
+        let result = Self::run_script(conn, plan, attempts).await;
+        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
+            conn.close_on_drop();
+        }
+        result
+    }
+
+    async fn run_script(
         conn: &mut PoolConnection<Sqlite>,
         plan: &Plan,
         attempts: &[AttemptRecord],
@@ -736,15 +756,6 @@ impl Store for SqliteStore {
         let attempts = batch.attempts.clone();
         let transaction = async move {
             let result = Self::run_commit(&mut conn, &plan, &attempts).await;
-            if result.is_err() {
-                // The script's own transaction is still open after a failed
-                // statement (SQLite undoes only that statement); a
-                // connection that cannot roll it back is closed instead,
-                // which does.
-                if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
-                    conn.close_on_drop();
-                }
-            }
             (conn, result)
         };
         let (mut conn, result) = match &self.writer_thread {
@@ -752,8 +763,8 @@ impl Store for SqliteStore {
             None => transaction.await,
         };
         self.discard_after_failure(&mut conn, &result);
-        // The durability's ticket is taken when it is first polled, after
-        // the commit returned: a flush that starts from then on covers it.
+        // The ticket is taken now, after the commit returned: a flush that
+        // starts from here on covers it.
         result.map(|()| self.durability())
     }
 
@@ -937,16 +948,9 @@ impl Store for SqliteStore {
         if attempts.is_empty() {
             return Ok(());
         }
+        // A group commit of attempts alone.
         let mut conn = self.writer().await?;
-        let result = async {
-            let mut tx = conn
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(store_error)?;
-            apply_attempts(&mut tx, attempts).await?;
-            tx.commit().await.map_err(store_error)
-        }
-        .await;
+        let result = Self::run_commit(&mut conn, &Plan::default(), attempts).await;
         self.discard_after_failure(&mut conn, &result);
         result?;
         self.flushed().await
@@ -960,45 +964,6 @@ impl Store for SqliteStore {
         self.deliveries_where("incident_id = ?1", Some(db_id(incident)?))
             .await
     }
-}
-
-/// Applies delivery attempts inside `tx` (`deliveries::recorded_all`): one
-/// statement reads the rows of their keys, a few write back those that
-/// changed. One on a key not in the log is skipped (with a warning), not an
-/// error: it must not lose the others.
-async fn apply_attempts(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    attempts: &[AttemptRecord],
-) -> Result<(), StoreError> {
-    if attempts.is_empty() {
-        return Ok(());
-    }
-    let keys = serde_json::to_string(&deliveries::keys(attempts))
-        .map_err(|e| StoreError::Rejected(format!("delivery keys as JSON: {e}")))?;
-    let sql = format!(
-        "{} WHERE key IN (SELECT value FROM json_each(?1))",
-        deliveries::SELECT_SQL
-    );
-    let rows: Vec<DeliveryColumns> = sqlx::query_as(&sql)
-        .bind(keys)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(store_error)?;
-    let changed = deliveries::recorded_all(rows, attempts)?;
-    for rows in multi::chunks(&changed) {
-        let mut q = sqlx::query(multi::ATTEMPTS.sql(rows.len()));
-        for (id, r) in rows {
-            q = q
-                .bind(*id)
-                .bind(r.status)
-                .bind(r.attempts)
-                .bind(&r.last_error)
-                .bind(&r.external_ref)
-                .bind(r.updated_at);
-        }
-        q.execute(&mut **tx).await.map_err(store_error)?;
-    }
-    Ok(())
 }
 
 /// One attempt inside a transaction: the row read (locked where the
