@@ -19,12 +19,13 @@ mod decode;
 mod deliveries;
 mod group_sync;
 mod heartbeats;
-mod multirow;
 mod plan;
 pub mod postgres;
 mod query;
 mod silences;
 pub mod sqlite;
+mod sqlite_allocator;
+mod sqlite_batch;
 
 use std::path::PathBuf;
 use std::sync::Arc;

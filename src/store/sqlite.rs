@@ -11,9 +11,10 @@
 //! for quick tests. A commit also keeps `incident_labels`, the label index
 //! of the incident list that SQLite cannot build inside a JSON column (its
 //! rows carry each incident's `created_at` and `updated_at`, the list's two
-//! orders). Each kind of row is written with a few multi-row statements
-//! per commit (`multirow`), not one per row, and the WAL is checkpointed
-//! every 500 ms on a connection of its own rather than inside a commit.
+//! orders). A group commit is a fixed text of one statement per kind of
+//! row, fed JSON arrays (`sqlite_batch`), on a writer connection of its
+//! own, and the WAL is checkpointed every 500 ms on another connection
+//! rather than inside a commit.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -31,81 +32,19 @@ use incident_actors::ports::{
 use incident_actors::time::Timestamp;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Arguments, Connection, Sqlite};
+use sqlx::{Connection, Sqlite};
 
 use super::decode::{self, store_error, AlertColumns};
 use super::deliveries::{self, DeliveryColumns};
 use super::group_sync::GroupSync;
 use super::heartbeats;
-use super::multirow as multi;
 use super::plan::{plan, Plan};
 use super::query::{list_sql, Dialect, Param};
 use super::silences;
+use super::sqlite_batch as batch;
 use super::StoreOpenError;
-
-/// Several statements as one query text and their arguments in order:
-/// sqlx runs such a text in one round trip to the connection's worker
-/// thread, binding each statement's `?` from the arguments in turn. Not
-/// kept in sqlx's statement cache (`persistent(false)`): the text changes
-/// with the batch's shape.
-#[derive(Default)]
-struct Script<'q> {
-    sql: String,
-    args: SqliteArguments<'q>,
-    /// An argument that could not be encoded (none of the types used here
-    /// fails; kept rather than unwrapped).
-    error: Option<String>,
-}
-
-impl<'q> Script<'q> {
-    fn push(&mut self, statement: &str) {
-        self.sql.push_str(statement);
-        self.sql.push_str(";\n");
-    }
-
-    fn arg<T>(&mut self, value: T)
-    where
-        T: sqlx::Encode<'q, Sqlite> + sqlx::Type<Sqlite> + 'q,
-    {
-        if let Err(e) = self.args.add(value) {
-            self.error.get_or_insert_with(|| e.to_string());
-        }
-    }
-
-    fn checked(self) -> Result<(String, SqliteArguments<'q>), StoreError> {
-        match self.error {
-            Some(e) => Err(StoreError::Rejected(format!(
-                "a value cannot be bound: {e}"
-            ))),
-            None => Ok((self.sql, self.args)),
-        }
-    }
-
-    async fn fetch_all(
-        self,
-        conn: &mut sqlx::SqliteConnection,
-    ) -> Result<Vec<DeliveryColumns>, StoreError> {
-        let (sql, args) = self.checked()?;
-        sqlx::query_as_with(&sql, args)
-            .persistent(false)
-            .fetch_all(conn)
-            .await
-            .map_err(store_error)
-    }
-
-    async fn execute(self, conn: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
-        let (sql, args) = self.checked()?;
-        sqlx::query_with(&sql, args)
-            .persistent(false)
-            .execute(conn)
-            .await
-            .map(|_| ())
-            .map_err(store_error)
-    }
-}
 
 /// The store probe's write (`Store::ping`).
 const PROBE_SQL: &str = "INSERT INTO store_probe (id, at) VALUES (1, ?1) \
@@ -113,6 +52,10 @@ const PROBE_SQL: &str = "INSERT INTO store_probe (id, at) VALUES (1, ?1) \
 
 /// Connections of a file database's pool.
 const POOL_SIZE: u32 = 4;
+/// The writer connection's page cache (`PRAGMA cache_size`, negative: KiB):
+/// the interior pages of every B-tree a commit touches, and the leaves new
+/// rows go to, stay in it between commits.
+const WRITER_CACHE_KIB: i64 = -16384;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether a `sqlite:` URL names an in-memory database.
@@ -127,7 +70,15 @@ fn is_memory(url: &str) -> bool {
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// Reads.
     pool: SqlitePool,
+    /// Writes: one connection of its own on a file database (the same pool
+    /// as `pool` in memory). In WAL mode a connection drops its whole page
+    /// cache when it finds that another connection wrote since its last
+    /// transaction; with group commits spread over the pool, every commit
+    /// began cold and read the B-tree pages it needed back from the OS
+    /// (`readDbPage` was 4 % of lim's samples under the mixed load).
+    writes: SqlitePool,
     /// `sqlite::memory:`: its one connection is the database.
     memory: bool,
     /// The WAL checkpoint task of a file database, stopped with the last
@@ -389,6 +340,7 @@ impl SqliteStore {
     /// Opens the database at `url`, creating the file and its folder if
     /// missing, and runs the migrations.
     pub async fn open(url: &str) -> Result<Self, StoreOpenError> {
+        super::sqlite_allocator::install();
         let options = SqliteConnectOptions::from_str(url)
             .map_err(StoreOpenError::InvalidUrl)?
             .foreign_keys(true)
@@ -418,7 +370,11 @@ impl SqliteStore {
                 // Commits sync nothing; `WalFlush` syncs the WAL after them,
                 // outside the write lock, before anyone is answered.
                 .synchronous(SqliteSynchronous::Normal)
-                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
+                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
+                // Statement journals in memory: nearly every statement of a
+                // group commit needs one (a multi-row write that may abort),
+                // and past 64 KiB they spilled to a temporary file.
+                .pragma("temp_store", "MEMORY");
             // No ping before handing out a connection: a connection to a
             // local file does not go stale, and the ping is one more round
             // trip to its worker thread in front of every group commit
@@ -432,6 +388,25 @@ impl SqliteStore {
                 .await
         }
         .map_err(StoreOpenError::Connect)?;
+        let writes = if is_memory(url) {
+            pool.clone()
+        } else {
+            // Kept open for good so that its page cache stays warm; a
+            // connection a failed write closed is opened again on the next
+            // acquire.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .test_before_acquire(false)
+                .connect_with(
+                    (*pool.connect_options())
+                        .clone()
+                        .pragma("cache_size", WRITER_CACHE_KIB.to_string()),
+                )
+                .await
+                .map_err(StoreOpenError::Connect)?
+        };
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let memory = is_memory(url);
         let (wal, writer_thread, checkpointer) = if memory {
@@ -453,6 +428,7 @@ impl SqliteStore {
             )
         };
         let store = SqliteStore {
+            writes,
             wal,
             writer_thread,
             pool,
@@ -499,7 +475,7 @@ impl SqliteStore {
     /// A connection for a write transaction, unless writes are refused.
     async fn writer(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
         self.writable()?;
-        self.pool.acquire().await.map_err(store_error)
+        self.writes.acquire().await.map_err(store_error)
     }
 
     /// Resolves once every write that returned before this call is durable
@@ -523,6 +499,7 @@ impl SqliteStore {
 
     /// Closes every connection (waits for those in use).
     pub async fn close(&self) {
+        self.writes.close().await;
         self.pool.close().await;
     }
 
@@ -551,126 +528,11 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// A group commit's statements, from `BEGIN IMMEDIATE` to the read of
-    /// the delivery rows its attempts apply to (when it has any): one text
-    /// sent in one round trip (`Script`). Resolved snapshots go first, in
-    /// statements of their own: they free fingerprints that open ones of
-    /// the same batch may take (`plan`).
-    fn script<'q>(plan: &'q Plan, attempt_keys: Option<String>) -> Script<'q> {
-        let mut s = Script::default();
-        s.push("BEGIN IMMEDIATE");
-        let (resolved, open) = plan.incidents.split_at(plan.resolved_count());
-        for rows in multi::chunks(resolved).chain(multi::chunks(open)) {
-            s.push(multi::INCIDENTS.sql(rows.len()));
-            for r in rows {
-                s.arg(r.id);
-                s.arg(r.fingerprint.as_str());
-                s.arg(r.status);
-                s.arg(r.title.as_str());
-                s.arg(r.severity.as_deref());
-                s.arg(r.service.as_str());
-                s.arg(r.labels.as_str());
-                s.arg(r.alert_count);
-                s.arg(r.seen_count);
-                s.arg(r.created_at);
-                s.arg(r.updated_at);
-                s.arg(r.last_seen);
-                s.arg(r.resolved_at);
-                s.arg(r.version);
-                s.arg(r.state.as_slice());
-            }
-        }
-        if !plan.incidents.is_empty() {
-            // The label index of the incident list (0003_list_indexes.sql,
-            // 0007_list_updated.sql): rows for the labels of every incident
-            // written, one statement for the batch; an incident already
-            // indexed adds nothing, its rows only take its new updated_at.
-            let ids: Vec<String> = plan.incidents.iter().map(|r| r.id.to_string()).collect();
-            s.push(
-                "INSERT INTO incident_labels (key, value, created_at, incident_id, updated_at) \
-                 SELECT l.key, l.value, i.created_at, i.id, i.updated_at \
-                 FROM json_each(?) AS w CROSS JOIN incidents AS i CROSS JOIN json_each(i.labels) AS l \
-                 WHERE i.id = w.value \
-                 ON CONFLICT (key, value, created_at, incident_id) DO UPDATE \
-                 SET updated_at = excluded.updated_at \
-                 WHERE incident_labels.updated_at <> excluded.updated_at",
-            );
-            s.arg(format!("[{}]", ids.join(",")));
-        }
-        for rows in multi::chunks(&plan.events) {
-            s.push(multi::EVENTS.sql(rows.len()));
-            for e in rows {
-                s.arg(e.incident_id);
-                s.arg(e.seq);
-                s.arg(e.at);
-                s.arg(e.kind);
-                s.arg(e.body.as_str());
-            }
-        }
-        // Rows go in in the order given, so alert ids follow the batch order.
-        for rows in multi::chunks(&plan.alerts) {
-            s.push(multi::ALERTS.sql(rows.len()));
-            for a in rows {
-                s.arg(a.incident_id);
-                s.arg(a.fingerprint.as_str());
-                s.arg(a.status);
-                s.arg(a.source.as_str());
-                s.arg(a.dedup_key.as_deref());
-                s.arg(a.labels.as_str());
-                s.arg(a.annotations.as_str());
-                s.arg(a.starts_at);
-                s.arg(a.ends_at);
-                s.arg(a.received_at);
-                s.arg(a.extra.as_deref());
-            }
-        }
-        // The refreshed snapshot only replaces the one it was taken from.
-        for rows in multi::chunks(&plan.touches) {
-            s.push(multi::TOUCHES.sql(rows.len()));
-            for t in rows {
-                let (version, state) = match &t.snapshot {
-                    Some((v, st)) => (Some(*v), Some(st.as_slice())),
-                    None => (None, None),
-                };
-                s.arg(t.id);
-                s.arg(t.last_seen);
-                s.arg(t.seen_count);
-                s.arg(version);
-                s.arg(state);
-            }
-        }
-        // A key already in the log is left as it is (a replayed commit
-        // never pages twice).
-        for rows in multi::chunks(&plan.deliveries) {
-            s.push(multi::DELIVERIES.sql(rows.len()));
-            for d in rows {
-                s.arg(d.key.as_str());
-                s.arg(d.incident_id);
-                s.arg(d.event.as_str());
-                s.arg(d.recipient.as_str());
-                s.arg(d.transport.as_str());
-                s.arg(d.status);
-                s.arg(d.attempts);
-                s.arg(d.last_error.as_deref());
-                s.arg(d.external_ref.as_deref());
-                s.arg(d.created_at);
-                s.arg(d.updated_at);
-            }
-        }
-        if let Some(keys) = attempt_keys {
-            s.push(&format!(
-                "{} WHERE key IN (SELECT value FROM json_each(?))",
-                deliveries::SELECT_SQL
-            ));
-            s.arg(keys);
-        }
-        s
-    }
-
     /// A group commit on `conn`: the batch's statements and the read of its
     /// attempts' delivery rows in one round trip, the rows those attempts
     /// change and `COMMIT` in a second (it was a round trip a statement,
-    /// a dozen a commit, and between two the writer sat idle).
+    /// a dozen a commit, and between two the writer sat idle), both texts
+    /// prepared once per connection (`sqlite_batch`).
     ///
     /// On an error its transaction is still open (SQLite undoes only the
     /// failed statement): it is rolled back, or, if that fails too, the
@@ -692,33 +554,21 @@ impl SqliteStore {
         plan: &Plan,
         attempts: &[AttemptRecord],
     ) -> Result<(), StoreError> {
-        let keys = if attempts.is_empty() {
-            None
+        let args = batch::head_args(plan, &deliveries::keys(attempts))?;
+        let rows: Vec<DeliveryColumns> = sqlx::query_as_with(batch::HEAD.as_str(), args)
+            .fetch_all(&mut **conn)
+            .await
+            .map_err(store_error)?;
+        let changed = if attempts.is_empty() {
+            Vec::new()
         } else {
-            Some(
-                serde_json::to_string(&deliveries::keys(attempts))
-                    .map_err(|e| StoreError::Rejected(format!("delivery keys as JSON: {e}")))?,
-            )
+            deliveries::recorded_all(rows, attempts)?
         };
-        let head = Self::script(plan, keys);
-        let rows: Vec<DeliveryColumns> = head.fetch_all(conn).await?;
-        let mut tail = Script::default();
-        if !attempts.is_empty() {
-            let changed = deliveries::recorded_all(rows, attempts)?;
-            for rows in multi::chunks(&changed) {
-                tail.push(multi::ATTEMPTS.sql(rows.len()));
-                for (id, r) in rows {
-                    tail.arg(*id);
-                    tail.arg(r.status);
-                    tail.arg(r.attempts);
-                    tail.arg(r.last_error.clone());
-                    tail.arg(r.external_ref.clone());
-                    tail.arg(r.updated_at);
-                }
-            }
-        }
-        tail.push("COMMIT");
-        tail.execute(conn).await
+        sqlx::query_with(batch::TAIL, batch::tail_args(&changed)?)
+            .execute(&mut **conn)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     async fn deliveries_where(
@@ -841,7 +691,7 @@ impl Store for SqliteStore {
         let now = chrono::Utc::now().timestamp_millis();
         sqlx::query(PROBE_SQL)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writes)
             .await
             .map_err(store_error)?;
         self.flushed().await
@@ -859,7 +709,7 @@ impl Store for SqliteStore {
         .bind(silences::millis(silence.ends_at))
         .bind(silences::millis(silence.created_at))
         .bind(silences::silence_body(silence)?)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(store_error)?;
         self.flushed().await
@@ -888,7 +738,7 @@ impl Store for SqliteStore {
         .bind(alert.fingerprint().to_string())
         .bind(received_at.as_millis())
         .bind(silences::alert_body(alert)?)
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(store_error)?;
         self.flushed().await
@@ -916,7 +766,7 @@ impl Store for SqliteStore {
         .bind(state.deadline.as_millis())
         .bind(state.missed)
         .bind(heartbeats::now_ms())
-        .execute(&self.pool)
+        .execute(&self.writes)
         .await
         .map_err(store_error)?;
         self.flushed().await
