@@ -55,7 +55,7 @@ const POOL_SIZE: u32 = 4;
 /// The writer connection's page cache (`PRAGMA cache_size`, negative: KiB):
 /// the interior pages of every B-tree a commit touches, and the leaves new
 /// rows go to, stay in it between commits.
-const WRITER_CACHE_KIB: i64 = -16384;
+const WRITER_CACHE_KIB: i64 = -8192;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether a `sqlite:` URL names an in-memory database.
