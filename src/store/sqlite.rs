@@ -370,11 +370,7 @@ impl SqliteStore {
                 // Commits sync nothing; `WalFlush` syncs the WAL after them,
                 // outside the write lock, before anyone is answered.
                 .synchronous(SqliteSynchronous::Normal)
-                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
-                // Statement journals in memory: nearly every statement of a
-                // group commit needs one (a multi-row write that may abort),
-                // and past 64 KiB they spilled to a temporary file.
-                .pragma("temp_store", "MEMORY");
+                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
             // No ping before handing out a connection: a connection to a
             // local file does not go stale, and the ping is one more round
             // trip to its worker thread in front of every group commit
@@ -402,7 +398,13 @@ impl SqliteStore {
                 .connect_with(
                     (*pool.connect_options())
                         .clone()
-                        .pragma("cache_size", WRITER_CACHE_KIB.to_string()),
+                        .pragma("cache_size", WRITER_CACHE_KIB.to_string())
+                        // Statement journals in memory: nearly every
+                        // statement of a group commit needs one (a multi-row
+                        // write that may abort), and past 64 KiB they spilled
+                        // to a temporary file. The writer's only: on the read
+                        // pool it would also keep every large sort in memory.
+                        .pragma("temp_store", "MEMORY"),
                 )
                 .await
                 .map_err(StoreOpenError::Connect)?
@@ -492,7 +494,9 @@ impl SqliteStore {
         self.durability().await
     }
 
-    /// The connection pool, for tables outside the `Store` port.
+    /// The read pool, for tables outside the `Store` port. A write through
+    /// it bypasses the writer connection and is not flushed (`WalFlush`)
+    /// before it returns.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -536,14 +540,17 @@ impl SqliteStore {
     ///
     /// On an error its transaction is still open (SQLite undoes only the
     /// failed statement): it is rolled back, or, if that fails too, the
-    /// connection is closed instead, which does.
+    /// connection is closed instead, which does; except an in-memory
+    /// database's one connection (`memory`), which is the database.
     async fn run_commit(
         conn: &mut PoolConnection<Sqlite>,
+        memory: bool,
         plan: &Plan,
         attempts: &[AttemptRecord],
     ) -> Result<(), StoreError> {
         let result = Self::run_script(conn, plan, attempts).await;
-        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
+        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() && !memory
+        {
             conn.close_on_drop();
         }
         result
@@ -604,8 +611,9 @@ impl Store for SqliteStore {
         let plan = plan(batch)?;
         let mut conn = self.writer().await?;
         let attempts = batch.attempts.clone();
+        let memory = self.memory;
         let transaction = async move {
-            let result = Self::run_commit(&mut conn, &plan, &attempts).await;
+            let result = Self::run_commit(&mut conn, memory, &plan, &attempts).await;
             (conn, result)
         };
         let (mut conn, result) = match &self.writer_thread {
@@ -800,7 +808,7 @@ impl Store for SqliteStore {
         }
         // A group commit of attempts alone.
         let mut conn = self.writer().await?;
-        let result = Self::run_commit(&mut conn, &Plan::default(), attempts).await;
+        let result = Self::run_commit(&mut conn, self.memory, &Plan::default(), attempts).await;
         self.discard_after_failure(&mut conn, &result);
         result?;
         self.flushed().await

@@ -11,11 +11,14 @@
 //! as the global allocator took them from 926 to 1,008 MiB, past the 1 GB
 //! budget of issue 8).
 //!
-//! SQLite takes its allocator only before its first connection in the
-//! process (`sqlite3_config` answers `SQLITE_MISUSE` after that), so
-//! [`install`] runs once, from `SqliteStore::open`, and a process that
-//! opened a connection another way first keeps SQLite's default, which is
-//! only slower.
+//! SQLite takes its allocator only before it is initialised in the process
+//! (`sqlite3_initialize`, which its first connection and several other
+//! calls run; `sqlite3_config` answers `SQLITE_MISUSE` after that), so
+//! [`install`] runs once, from `SqliteStore::open`, and a process that used
+//! SQLite another way first keeps SQLite's default, which is only slower.
+//! `sqlite3_config` itself is not safe against another thread initialising
+//! SQLite at the same moment: in lim the first store opens before anything
+//! else touches SQLite.
 
 use std::ffi::{c_int, c_void};
 use std::sync::Once;

@@ -104,6 +104,15 @@ UPDATE notifications SET status = t.status, attempts = t.attempts, last_error = 
 external_ref = t.external_ref, updated_at = t.updated_at FROM t WHERE notifications.id = t.id;
 COMMIT";
 
+/// A blob of states, for [`slice`]. It begins with one byte no row takes:
+/// SQLite's `substr` of a zero-length blob is NULL, not an empty blob, so
+/// a batch whose states were all empty would write NULLs.
+fn states(capacity: usize) -> Vec<u8> {
+    let mut states = Vec::with_capacity(capacity + 1);
+    states.push(0);
+    states
+}
+
 /// A row's slice of a blob of states: `substr`'s 1-based start and length.
 fn slice(states: &mut Vec<u8>, state: &[u8]) -> (usize, usize) {
     let start = states.len() + 1;
@@ -144,7 +153,7 @@ type IncidentJson<'a> = (
 
 /// Snapshot rows as JSON tuples, and the blob of their states.
 fn incidents(rows: &[IncidentRow]) -> (Vec<IncidentJson<'_>>, Vec<u8>) {
-    let mut states = Vec::with_capacity(rows.iter().map(|r| r.state.len()).sum());
+    let mut states = states(rows.iter().map(|r| r.state.len()).sum());
     let json = rows
         .iter()
         .map(|r| {
@@ -206,7 +215,7 @@ pub(crate) fn head_args(
             )
         })
         .collect();
-    let mut touch_states = Vec::new();
+    let mut touch_states = states(0);
     let touches: Vec<_> = plan
         .touches
         .iter()

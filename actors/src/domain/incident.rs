@@ -198,6 +198,10 @@ pub struct AlertEntry {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: IncidentId,
+    /// `fingerprint`, `title`, `severity`, `service`, `labels` and
+    /// `created_at` are fixed by [`Incident::open`] and never change after
+    /// it: the SQLite store leaves those columns alone when it writes a
+    /// snapshot over its row (`src/store/sqlite_batch.rs`).
     pub fingerprint: Fingerprint,
     pub title: String,
     pub status: IncidentStatus,
