@@ -346,7 +346,8 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let database = options.get_filename().to_path_buf();
-        let pool = if is_memory(url) {
+        let memory = is_memory(url);
+        let pool = if memory {
             // An in-memory database lives as long as a connection to it:
             // one connection, never closed.
             SqlitePoolOptions::new()
@@ -384,7 +385,7 @@ impl SqliteStore {
                 .await
         }
         .map_err(StoreOpenError::Connect)?;
-        let writes = if is_memory(url) {
+        let writes = if memory {
             pool.clone()
         } else {
             // Kept open for good so that its page cache stays warm; a
@@ -410,7 +411,6 @@ impl SqliteStore {
                 .map_err(StoreOpenError::Connect)?
         };
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let memory = is_memory(url);
         let (wal, writer_thread, checkpointer) = if memory {
             (None, None, None)
         } else {

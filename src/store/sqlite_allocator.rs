@@ -3,10 +3,10 @@
 //!
 //! SQLite allocates for every statement it prepares and runs (parse trees,
 //! VDBE programs, cursors, records). Under the mixed ingest load glibc's
-//! `malloc`, `free` and `malloc_consolidate` were about a fifth of the
-//! SQLite threads' samples, and the mutex SQLite takes around each
-//! allocation to keep its statistics another 2 % (BENCHMARKS.md, fifth
-//! session). Only SQLite's allocations move: lim's own stay on the system
+//! `malloc` and `free` family were 6.9 % of lim's samples on the SQLite
+//! threads (a seventh of those threads' samples) and mutexes another 3.3 %;
+//! with this, mimalloc's and glibc's together 3.9 % and mutexes 1.0 %
+//! (BENCHMARKS.md, fifth session). Only SQLite's allocations move: lim's own stay on the system
 //! allocator, under which 100,000 live incidents take less memory (mimalloc
 //! as the global allocator took them from 926 to 1,008 MiB, past the 1 GB
 //! budget of issue 8).
