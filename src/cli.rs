@@ -175,10 +175,14 @@ pub enum SilenceCommand {
 /// How to reach a running server.
 #[derive(Debug, Clone, Args)]
 pub struct Remote {
-    /// The lim server's base URL.
+    /// The lim server's base URL. It may carry basic-auth credentials
+    /// (`https://user:password@host`, for a proxy in front of lim); they
+    /// are never printed (errors show the password as `***`, `--help` does
+    /// not show the variable's value).
     #[arg(
         long,
         env = "LIM_SERVER",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:8080",
         global = true
     )]

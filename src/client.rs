@@ -32,8 +32,31 @@ pub enum ClientError {
 
 pub struct ApiClient {
     server: String,
+    /// `server` as messages show it: a password in it (`LIM_SERVER` may
+    /// carry basic-auth credentials for a proxy in front of lim) replaced
+    /// by `***`, so an error printed to a terminal or a CI log keeps it.
+    shown: String,
     token: Option<String>,
     http: reqwest::Client,
+}
+
+/// `server` with the password of its user info, if any, replaced by `***`.
+/// A URL that does not parse is shown as given: it has none to hide that
+/// reqwest would send (it refuses to send to it at all).
+fn redacted(server: &str) -> String {
+    match reqwest::Url::parse(server) {
+        Ok(mut url) if url.password().is_some() => {
+            // Cannot fail: a URL with a password has a host.
+            let _ = url.set_password(Some("***"));
+            let shown = url.to_string();
+            if server.ends_with('/') {
+                shown
+            } else {
+                shown.trim_end_matches('/').to_string()
+            }
+        }
+        _ => server.to_string(),
+    }
 }
 
 /// The innermost cause of a transport error, which says the most
@@ -49,16 +72,18 @@ fn root_cause(e: &reqwest::Error) -> String {
 impl ApiClient {
     pub fn new(server: &str, token: Option<String>) -> Result<Self, ClientError> {
         let server = server.trim_end_matches('/').to_string();
+        let shown = redacted(&server);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| ClientError::Unreachable {
-                server: server.clone(),
+                server: shown.clone(),
                 reason: root_cause(&e),
             })?;
         Ok(ApiClient {
             server,
+            shown,
             token: token.filter(|t| !t.is_empty()),
             http,
         })
@@ -84,7 +109,7 @@ impl ApiClient {
             request = request.json(&body);
         }
         let response = request.send().await.map_err(|e| ClientError::Unreachable {
-            server: self.server.clone(),
+            server: self.shown.clone(),
             reason: root_cause(&e),
         })?;
         let status = response.status();
@@ -92,14 +117,14 @@ impl ApiClient {
             .bytes()
             .await
             .map_err(|e| ClientError::Unreachable {
-                server: self.server.clone(),
+                server: self.shown.clone(),
                 reason: root_cause(&e),
             })?;
         let json: Value = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).map_err(|e| ClientError::NotLim {
-                server: self.server.clone(),
+                server: self.shown.clone(),
                 reason: format!("{status}, body is not JSON: {e}"),
             })?
         };
@@ -119,5 +144,33 @@ impl ApiClient {
             code,
             message,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn a_password_in_the_server_url_is_not_shown() {
+        assert_eq!(
+            redacted("https://ops:hunter2@lim.example.com:8443/base"),
+            "https://ops:***@lim.example.com:8443/base"
+        );
+        assert_eq!(
+            redacted("http://ops:hunter2@127.0.0.1:9"),
+            "http://ops:***@127.0.0.1:9"
+        );
+    }
+
+    #[test]
+    fn a_server_url_without_one_is_shown_as_given() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "https://ops@lim.example.com",
+            "not a url",
+        ] {
+            assert_eq!(redacted(url), url);
+        }
     }
 }

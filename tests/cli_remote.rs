@@ -34,6 +34,18 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+#[tokio::test]
+async fn unreachable_server_keeps_the_password_of_its_url() {
+    let o = lim("http://ops:hunter2@127.0.0.1:9", &["incidents", "list"]).await;
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(
+        err.starts_with("lim: cannot reach the lim server at http://ops:***@127.0.0.1:9"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_drives_a_live_server() {
     let (_dir, url) = support::temp_sqlite_url();
