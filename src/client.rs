@@ -40,20 +40,17 @@ pub struct ApiClient {
     http: reqwest::Client,
 }
 
-/// `server` with the password of its user info, if any, replaced by `***`.
-/// A URL that does not parse is shown as given: it has none to hide that
-/// reqwest would send (it refuses to send to it at all).
+/// `server` (no trailing `/`: `ApiClient::new` trims it) with the password
+/// of its user info, if any, replaced by `***`. A URL that does not parse
+/// is shown as given: it has none to hide that reqwest would send (it
+/// refuses to send to it at all).
 fn redacted(server: &str) -> String {
     match reqwest::Url::parse(server) {
         Ok(mut url) if url.password().is_some() => {
             // Cannot fail: a URL with a password has a host.
             let _ = url.set_password(Some("***"));
-            let shown = url.to_string();
-            if server.ends_with('/') {
-                shown
-            } else {
-                shown.trim_end_matches('/').to_string()
-            }
+            // `Url` writes a bare host's path as `/`.
+            url.as_str().trim_end_matches('/').to_string()
         }
         _ => server.to_string(),
     }

@@ -46,6 +46,19 @@ async fn unreachable_server_keeps_the_password_of_its_url() {
     );
 }
 
+#[tokio::test]
+async fn help_does_not_show_the_server_url() {
+    let o = lim(
+        "http://ops:hunter2@127.0.0.1:9",
+        &["incidents", "list", "--help"],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let help = stdout(&o);
+    assert!(help.contains("LIM_SERVER"), "{help}");
+    assert!(!help.contains("hunter2"), "{help}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_drives_a_live_server() {
     let (_dir, url) = support::temp_sqlite_url();

@@ -4,12 +4,12 @@
 //! SQLite allocates for every statement it prepares and runs (parse trees,
 //! VDBE programs, cursors, records). Under the mixed ingest load glibc's
 //! `malloc` and `free` family were 6.9 % of lim's samples on the SQLite
-//! threads (a seventh of those threads' samples) and mutexes another 3.3 %;
-//! with this, mimalloc's and glibc's together 3.9 % and mutexes 1.0 %
-//! (BENCHMARKS.md, fifth session). Only SQLite's allocations move: lim's own stay on the system
-//! allocator, under which 100,000 live incidents take less memory (mimalloc
-//! as the global allocator took them from 926 to 1,008 MiB, past the 1 GB
-//! budget of issue 8).
+//! threads (a seventh of those threads' samples) and mutexes another
+//! 3.3 %; with this, mimalloc's and glibc's together 3.9 % and mutexes
+//! 1.0 % (BENCHMARKS.md, fifth session). Only SQLite's allocations move:
+//! lim's own stay on the system allocator, under which 100,000 live
+//! incidents take less memory (mimalloc as the global allocator took them
+//! from 926 to 1,008 MiB, past the 1 GB budget of issue 8).
 //!
 //! SQLite takes its allocator only before it is initialised in the process
 //! (`sqlite3_initialize`, which its first connection and several other
