@@ -323,14 +323,14 @@ pub fn is_json_content_type(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    // Compared without a lower-cased copy: this runs on every ingest.
+    let essence = value.split(';').next().unwrap_or("").trim();
     match essence.split_once('/') {
-        Some(("application", sub)) => sub == "json" || sub.ends_with("+json"),
+        Some((kind, sub)) if kind.eq_ignore_ascii_case("application") => {
+            let sub = sub.as_bytes();
+            sub.eq_ignore_ascii_case(b"json")
+                || sub.len() >= 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json")
+        }
         _ => false,
     }
 }
@@ -385,7 +385,10 @@ mod tests {
             "Application/JSON; charset=utf-8"
         )));
         assert!(is_json_content_type(&headers("application/vnd.lim+json")));
+        assert!(is_json_content_type(&headers("APPLICATION/VND.LIM+JSON")));
         assert!(!is_json_content_type(&headers("text/plain")));
+        assert!(!is_json_content_type(&headers("text/json")));
+        assert!(!is_json_content_type(&headers("application/json5")));
         assert!(!is_json_content_type(&headers("application/jsonp")));
         assert!(!is_json_content_type(&HeaderMap::new()));
     }

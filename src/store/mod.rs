@@ -26,6 +26,7 @@ mod silences;
 pub mod sqlite;
 mod sqlite_allocator;
 mod sqlite_batch;
+mod sqlite_writer;
 
 use std::path::PathBuf;
 use std::sync::Arc;

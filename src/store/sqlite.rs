@@ -30,11 +30,10 @@ use incident_actors::ports::{
     AttemptRecord, Durability, IncidentQuery, Store, StoreError, StoredAlert, WriteBatch,
 };
 use incident_actors::time::Timestamp;
-use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Connection, Sqlite};
+use sqlx::Connection;
 
 use super::decode::{self, store_error, AlertColumns};
 use super::deliveries::{self, DeliveryColumns};
@@ -44,6 +43,7 @@ use super::plan::{plan, Plan};
 use super::query::{list_sql, Dialect, Param};
 use super::silences;
 use super::sqlite_batch as batch;
+use super::sqlite_writer::{Writer, WriterConn};
 use super::StoreOpenError;
 
 /// The store probe's write (`Store::ping`).
@@ -78,7 +78,8 @@ pub struct SqliteStore {
     /// transaction; with group commits spread over the pool, every commit
     /// began cold and read the B-tree pages it needed back from the OS
     /// (`readDbPage` was 4 % of lim's samples under the mixed load).
-    writes: SqlitePool,
+    /// Outside sqlx's pool (`sqlite_writer`).
+    writes: Writer,
     /// `sqlite::memory:`: its one connection is the database.
     memory: bool,
     /// The WAL checkpoint task of a file database, stopped with the last
@@ -386,29 +387,24 @@ impl SqliteStore {
         }
         .map_err(StoreOpenError::Connect)?;
         let writes = if memory {
-            pool.clone()
+            Writer::Shared(pool.clone())
         } else {
             // Kept open for good so that its page cache stays warm; a
             // connection a failed write closed is opened again on the next
             // acquire.
-            SqlitePoolOptions::new()
-                .max_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .test_before_acquire(false)
-                .connect_with(
-                    (*pool.connect_options())
-                        .clone()
-                        .pragma("cache_size", WRITER_CACHE_KIB.to_string())
-                        // Statement journals in memory: nearly every
-                        // statement of a group commit needs one (a multi-row
-                        // write that may abort), and past 64 KiB they spilled
-                        // to a temporary file. The writer's only: on the read
-                        // pool it would also keep every large sort in memory.
-                        .pragma("temp_store", "MEMORY"),
-                )
-                .await
-                .map_err(StoreOpenError::Connect)?
+            Writer::open(
+                (*pool.connect_options())
+                    .clone()
+                    .pragma("cache_size", WRITER_CACHE_KIB.to_string())
+                    // Statement journals in memory: nearly every
+                    // statement of a group commit needs one (a multi-row
+                    // write that may abort), and past 64 KiB they spilled
+                    // to a temporary file. The writer's only: on the read
+                    // pool it would also keep every large sort in memory.
+                    .pragma("temp_store", "MEMORY"),
+            )
+            .await
+            .map_err(StoreOpenError::Connect)?
         };
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let (wal, writer_thread, checkpointer) = if memory {
@@ -456,11 +452,7 @@ impl SqliteStore {
     /// open rolls it back. A rejected write (a constraint) is rolled back
     /// normally and keeps its connection, and an in-memory database's one
     /// connection is never closed: it is the database.
-    fn discard_after_failure<T>(
-        &self,
-        conn: &mut PoolConnection<Sqlite>,
-        result: &Result<T, StoreError>,
-    ) {
+    fn discard_after_failure<T>(&self, conn: &mut WriterConn, result: &Result<T, StoreError>) {
         if !self.memory && matches!(result, Err(StoreError::Unavailable(_))) {
             conn.close_on_drop();
         }
@@ -475,9 +467,22 @@ impl SqliteStore {
     }
 
     /// A connection for a write transaction, unless writes are refused.
-    async fn writer(&self) -> Result<PoolConnection<Sqlite>, StoreError> {
+    async fn writer(&self) -> Result<WriterConn, StoreError> {
         self.writable()?;
         self.writes.acquire().await.map_err(store_error)
+    }
+
+    /// One statement on the writer connection, answered once durable.
+    async fn write<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.writer().await?;
+        let result = query.execute(&mut *conn).await.map_err(store_error);
+        self.discard_after_failure(&mut conn, &result);
+        drop(conn);
+        result?;
+        self.flushed().await
     }
 
     /// Resolves once every write that returned before this call is durable
@@ -543,7 +548,7 @@ impl SqliteStore {
     /// connection is closed instead, which does; except an in-memory
     /// database's one connection (`memory`), which is the database.
     async fn run_commit(
-        conn: &mut PoolConnection<Sqlite>,
+        conn: &mut WriterConn,
         memory: bool,
         plan: &Plan,
         attempts: &[AttemptRecord],
@@ -557,7 +562,7 @@ impl SqliteStore {
     }
 
     async fn run_script(
-        conn: &mut PoolConnection<Sqlite>,
+        conn: &mut WriterConn,
         plan: &Plan,
         attempts: &[AttemptRecord],
     ) -> Result<(), StoreError> {
@@ -695,19 +700,12 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.writable()?;
         let now = chrono::Utc::now().timestamp_millis();
-        sqlx::query(PROBE_SQL)
-            .bind(now)
-            .execute(&self.writes)
-            .await
-            .map_err(store_error)?;
-        self.flushed().await
+        self.write(sqlx::query(PROBE_SQL).bind(now)).await
     }
 
     async fn save_silence(&self, silence: &Silence) -> Result<(), StoreError> {
-        self.writable()?;
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO silences (id, starts_at, ends_at, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (id) DO UPDATE SET starts_at = excluded.starts_at, \
              ends_at = excluded.ends_at, body = excluded.body",
@@ -716,11 +714,8 @@ impl Store for SqliteStore {
         .bind(silences::millis(silence.starts_at))
         .bind(silences::millis(silence.ends_at))
         .bind(silences::millis(silence.created_at))
-        .bind(silences::silence_body(silence)?)
-        .execute(&self.writes)
-        .await
-        .map_err(store_error)?;
-        self.flushed().await
+        .bind(silences::silence_body(silence)?);
+        self.write(query).await
     }
 
     async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
@@ -737,19 +732,15 @@ impl Store for SqliteStore {
         alert: &Alert,
         received_at: Timestamp,
     ) -> Result<(), StoreError> {
-        self.writable()?;
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO silenced_alerts (silence_id, fingerprint, received_at, body) \
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )
         .bind(silences::db_id(silence)?)
         .bind(alert.fingerprint().to_string())
         .bind(received_at.as_millis())
-        .bind(silences::alert_body(alert)?)
-        .execute(&self.writes)
-        .await
-        .map_err(store_error)?;
-        self.flushed().await
+        .bind(silences::alert_body(alert)?);
+        self.write(query).await
     }
 
     async fn load_heartbeats(&self) -> Result<Vec<(String, HeartbeatState)>, StoreError> {
@@ -761,8 +752,7 @@ impl Store for SqliteStore {
     }
 
     async fn save_heartbeat(&self, name: &str, state: &HeartbeatState) -> Result<(), StoreError> {
-        self.writable()?;
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO heartbeats (name, last_ping_ms, deadline_ms, missed, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (name) DO UPDATE SET last_ping_ms = excluded.last_ping_ms, \
@@ -773,11 +763,8 @@ impl Store for SqliteStore {
         .bind(state.last_ping.map(Timestamp::as_millis))
         .bind(state.deadline.as_millis())
         .bind(state.missed)
-        .bind(heartbeats::now_ms())
-        .execute(&self.writes)
-        .await
-        .map_err(store_error)?;
-        self.flushed().await
+        .bind(heartbeats::now_ms());
+        self.write(query).await
     }
 
     async fn record_attempt(
