@@ -114,7 +114,7 @@ impl PostgresStore {
                 // cores). Only a connection idle for a while is pinged; one
                 // back from use moments ago was pinged on its way back
                 // (sqlx does that on every release). Mixed ingest load:
-                // +8 % (BENCHMARKS.md, seventh session).
+                // +8-15 % (BENCHMARKS.md, seventh session).
                 .test_before_acquire(false)
                 .before_acquire(|conn, meta| {
                     Box::pin(async move {

@@ -80,8 +80,6 @@ pub struct SqliteStore {
     /// (`readDbPage` was 4 % of lim's samples under the mixed load).
     /// Outside sqlx's pool (`sqlite_writer`).
     writes: Writer,
-    /// `sqlite::memory:`: its one connection is the database.
-    memory: bool,
     /// The WAL checkpoint task of a file database, stopped with the last
     /// clone of the store.
     _checkpointer: Option<Arc<Checkpointer>>,
@@ -430,7 +428,6 @@ impl SqliteStore {
             wal,
             writer_thread,
             pool,
-            memory,
             _checkpointer: checkpointer,
         };
         // The migrations' own commits, synced like any write.
@@ -451,9 +448,10 @@ impl SqliteStore {
     /// connection has no such memory; closing one with a transaction still
     /// open rolls it back. A rejected write (a constraint) is rolled back
     /// normally and keeps its connection, and an in-memory database's one
-    /// connection is never closed: it is the database.
-    fn discard_after_failure<T>(&self, conn: &mut WriterConn, result: &Result<T, StoreError>) {
-        if !self.memory && matches!(result, Err(StoreError::Unavailable(_))) {
+    /// connection is never closed: it is the database
+    /// (`WriterConn::close_on_drop`).
+    fn discard_after_failure<T>(conn: &mut WriterConn, result: &Result<T, StoreError>) {
+        if matches!(result, Err(StoreError::Unavailable(_))) {
             conn.close_on_drop();
         }
     }
@@ -479,7 +477,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.writer().await?;
         let result = query.execute(&mut *conn).await.map_err(store_error);
-        self.discard_after_failure(&mut conn, &result);
+        Self::discard_after_failure(&mut conn, &result);
         drop(conn);
         result?;
         self.flushed().await
@@ -546,16 +544,14 @@ impl SqliteStore {
     /// On an error its transaction is still open (SQLite undoes only the
     /// failed statement): it is rolled back, or, if that fails too, the
     /// connection is closed instead, which does; except an in-memory
-    /// database's one connection (`memory`), which is the database.
+    /// database's one connection, which is the database.
     async fn run_commit(
         conn: &mut WriterConn,
-        memory: bool,
         plan: &Plan,
         attempts: &[AttemptRecord],
     ) -> Result<(), StoreError> {
         let result = Self::run_script(conn, plan, attempts).await;
-        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() && !memory
-        {
+        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
             conn.close_on_drop();
         }
         result
@@ -616,16 +612,15 @@ impl Store for SqliteStore {
         let plan = plan(batch)?;
         let mut conn = self.writer().await?;
         let attempts = batch.attempts.clone();
-        let memory = self.memory;
         let transaction = async move {
-            let result = Self::run_commit(&mut conn, memory, &plan, &attempts).await;
+            let result = Self::run_commit(&mut conn, &plan, &attempts).await;
             (conn, result)
         };
         let (mut conn, result) = match &self.writer_thread {
             Some(thread) => thread.run(transaction).await?,
             None => transaction.await,
         };
-        self.discard_after_failure(&mut conn, &result);
+        Self::discard_after_failure(&mut conn, &result);
         // The ticket is taken now, after the commit returned: a flush that
         // starts from here on covers it.
         result.map(|()| self.durability())
@@ -784,7 +779,7 @@ impl Store for SqliteStore {
             tx.commit().await.map_err(store_error)
         }
         .await;
-        self.discard_after_failure(&mut conn, &result);
+        Self::discard_after_failure(&mut conn, &result);
         result?;
         self.flushed().await
     }
@@ -795,8 +790,8 @@ impl Store for SqliteStore {
         }
         // A group commit of attempts alone.
         let mut conn = self.writer().await?;
-        let result = Self::run_commit(&mut conn, self.memory, &Plan::default(), attempts).await;
-        self.discard_after_failure(&mut conn, &result);
+        let result = Self::run_commit(&mut conn, &Plan::default(), attempts).await;
+        Self::discard_after_failure(&mut conn, &result);
         result?;
         self.flushed().await
     }

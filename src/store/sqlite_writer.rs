@@ -8,13 +8,14 @@
 //! and the next commit's acquire waited for it, on the one path every
 //! state change takes in turn. A connection to a local file does not go
 //! stale, so here it is a plain `SqliteConnection` behind an async mutex,
-//! opened on first use and again after one was discarded.
+//! opened with the store and again after one was discarded.
 //!
 //! A write that failed as `Unavailable` (a full or failing disk) may leave
 //! sqlx's connection believing it is still inside a transaction, so such a
 //! connection is discarded (`close_on_drop`) and the next write opens a
 //! fresh one (`SqliteStore::discard_after_failure`). An in-memory database
-//! is its pool's one connection, so there the writer is that pool's.
+//! is its pool's one connection, so there the writer is that pool's, and
+//! it is never discarded.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -90,11 +91,11 @@ impl Writer {
 
 impl WriterConn {
     /// Closes the connection when this write lets go of it, instead of
-    /// keeping it for the next (which opens a fresh one).
+    /// keeping it for the next (which opens a fresh one). Not an in-memory
+    /// database's: closing its one connection would drop the database.
     pub(super) fn close_on_drop(&mut self) {
-        match self {
-            WriterConn::Own { discard, .. } => *discard = true,
-            WriterConn::Shared(conn) => conn.close_on_drop(),
+        if let WriterConn::Own { discard, .. } = self {
+            *discard = true;
         }
     }
 }
