@@ -376,7 +376,7 @@ impl SqliteStore {
             // trip to its worker thread in front of every group commit
             // (`BEGIN IMMEDIATE` took 0.6-1.2 ms under the mixed load). A
             // connection a failed write may have left unusable is closed
-            // instead of returned (`discard_after_failure`).
+            // instead of returned (`WriterConn::discard_after_failure`).
             SqlitePoolOptions::new()
                 .max_connections(POOL_SIZE)
                 .test_before_acquire(false)
@@ -438,24 +438,6 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// After a failed write the connection is closed instead of going back
-    /// to the pool. On a full or failing disk (SQLITE_FULL, SQLITE_IOERR)
-    /// SQLite rolls the transaction back by itself; sqlx's rollback on drop
-    /// then fails, and its connection keeps believing it is inside a
-    /// transaction, refusing every later BEGIN ("attempted to call
-    /// begin_with at non-zero transaction depth") for good: lim would never
-    /// recover once the disk had room again (tests/fault_store.rs). A fresh
-    /// connection has no such memory; closing one with a transaction still
-    /// open rolls it back. A rejected write (a constraint) is rolled back
-    /// normally and keeps its connection, and an in-memory database's one
-    /// connection is never closed: it is the database
-    /// (`WriterConn::close_on_drop`).
-    fn discard_after_failure<T>(conn: &mut WriterConn, result: &Result<T, StoreError>) {
-        if matches!(result, Err(StoreError::Unavailable(_))) {
-            conn.close_on_drop();
-        }
-    }
-
     /// Refused once a WAL flush or a checkpoint has failed (`group_sync`).
     fn writable(&self) -> Result<(), StoreError> {
         match self.wal.as_ref().and_then(|w| w.group.poisoned()) {
@@ -477,7 +459,7 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.writer().await?;
         let result = query.execute(&mut *conn).await.map_err(store_error);
-        Self::discard_after_failure(&mut conn, &result);
+        conn.discard_after_failure(&result);
         drop(conn);
         result?;
         self.flushed().await
@@ -620,7 +602,7 @@ impl Store for SqliteStore {
             Some(thread) => thread.run(transaction).await?,
             None => transaction.await,
         };
-        Self::discard_after_failure(&mut conn, &result);
+        conn.discard_after_failure(&result);
         // The ticket is taken now, after the commit returned: a flush that
         // starts from here on covers it.
         result.map(|()| self.durability())
@@ -779,7 +761,7 @@ impl Store for SqliteStore {
             tx.commit().await.map_err(store_error)
         }
         .await;
-        Self::discard_after_failure(&mut conn, &result);
+        conn.discard_after_failure(&result);
         result?;
         self.flushed().await
     }
@@ -791,7 +773,7 @@ impl Store for SqliteStore {
         // A group commit of attempts alone.
         let mut conn = self.writer().await?;
         let result = Self::run_commit(&mut conn, &Plan::default(), attempts).await;
-        Self::discard_after_failure(&mut conn, &result);
+        conn.discard_after_failure(&result);
         result?;
         self.flushed().await
     }

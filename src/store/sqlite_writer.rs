@@ -13,13 +13,14 @@
 //! A write that failed as `Unavailable` (a full or failing disk) may leave
 //! sqlx's connection believing it is still inside a transaction, so such a
 //! connection is discarded (`close_on_drop`) and the next write opens a
-//! fresh one (`SqliteStore::discard_after_failure`). An in-memory database
+//! fresh one (`WriterConn::discard_after_failure`). An in-memory database
 //! is its pool's one connection, so there the writer is that pool's, and
 //! it is never discarded.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use incident_actors::ports::StoreError;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool};
 use sqlx::{ConnectOptions, Connection, Sqlite};
@@ -90,6 +91,23 @@ impl Writer {
 }
 
 impl WriterConn {
+    /// After a failed write the connection is closed instead of going back
+    /// for the next write. On a full or failing disk (SQLITE_FULL,
+    /// SQLITE_IOERR) SQLite rolls the transaction back by itself; sqlx's
+    /// rollback on drop then fails, and its connection keeps believing it
+    /// is inside a transaction, refusing every later BEGIN ("attempted to
+    /// call begin_with at non-zero transaction depth") for good: lim would
+    /// never recover once the disk had room again (tests/fault_store.rs). A
+    /// fresh connection has no such memory; closing one with a transaction
+    /// still open rolls it back. A rejected write (a constraint) is rolled
+    /// back normally and keeps its connection, and an in-memory database's
+    /// one connection is never closed ([`WriterConn::close_on_drop`]).
+    pub(super) fn discard_after_failure<T>(&mut self, result: &Result<T, StoreError>) {
+        if matches!(result, Err(StoreError::Unavailable(_))) {
+            self.close_on_drop();
+        }
+    }
+
     /// Closes the connection when this write lets go of it, instead of
     /// keeping it for the next (which opens a fresh one). Not an in-memory
     /// database's: closing its one connection would drop the database.
