@@ -69,6 +69,7 @@
 //! to start, which fails the factory, which fails the pool, which the root
 //! supervisor restarts under its own intensity (sending what is pending).
 
+mod pages_seen;
 mod pool;
 mod worker;
 

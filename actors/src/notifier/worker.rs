@@ -11,10 +11,9 @@ use ractor::factory::{FactoryMessage, Job, Worker, WorkerId};
 use ractor::{ActorCell, ActorProcessingErr, RpcReplyPort, SupervisionEvent};
 use serde::Serialize;
 
+use super::pages_seen::{PageSeen, PagesSeen};
 use super::{pending, record, refuse_unserved, FactoryHandle, Transport};
-use crate::domain::{
-    AttemptOutcome, Delivery, DeliveryKey, DeliveryStatus, Notification, NotificationEvent,
-};
+use crate::domain::{AttemptOutcome, DeliveryKey, DeliveryStatus, Notification, NotificationEvent};
 use crate::messages::Outgoing;
 use crate::ports::{Channel, ChannelError, Delivered, RateLimit};
 use crate::system::CoreContext;
@@ -152,6 +151,8 @@ pub struct WorkerState {
     retry_due: HashMap<DeliveryKey, Timestamp>,
     last_error: Option<String>,
     jitter: RandomState,
+    /// The pages this worker took in hand, for the updates that follow them.
+    pages: PagesSeen,
 }
 
 /// Delivers one transport's notifications: a worker of the factory.
@@ -174,6 +175,7 @@ impl WorkerState {
     /// Takes a delivery in hand, unless it already is.
     fn accept(&mut self, item: Outgoing) {
         if self.held.insert(item.delivery.key.clone()) {
+            self.pages.taken(&item);
             self.queue.push_back((item, 1));
         } else {
             tracing::debug!(channel = %self.channel.name(), key = %item.delivery.key, "already in hand");
@@ -190,6 +192,7 @@ impl WorkerState {
             };
             if !item.is_wanted() {
                 self.held.remove(&item.delivery.key);
+                self.pages.settled(&item, DeliveryStatus::Cancelled, None);
                 let ctx = self.ctx.clone();
                 tokio::spawn(async move {
                     record(&ctx, &item.delivery, &AttemptOutcome::Cancelled).await;
@@ -218,8 +221,12 @@ impl WorkerState {
         let factory = factory.clone();
         let transport = self.transport();
         let worker = self.incarnation;
+        let known = match &item.delivery.event {
+            NotificationEvent::Update { .. } => self.pages.answer(&item),
+            NotificationEvent::Page { .. } => None,
+        };
         tokio::spawn(async move {
-            let follow_up = match notification_for(&ctx, &item).await {
+            let follow_up = match notification_for(&ctx, &item, known).await {
                 Prepared::Send(notification) => {
                     let result = channel.deliver(&notification).await;
                     ChannelJob::Done {
@@ -262,6 +269,11 @@ impl WorkerState {
             Ok(delivered) => {
                 self.delivered += 1;
                 self.held.remove(&item.delivery.key);
+                self.pages.settled(
+                    &item,
+                    DeliveryStatus::Delivered,
+                    delivered.external_ref.as_deref(),
+                );
                 tracing::debug!(channel = %name, incident_id, key = %item.delivery.key, "delivered");
                 AttemptOutcome::Delivered {
                     external_ref: delivered.external_ref,
@@ -279,6 +291,7 @@ impl WorkerState {
                 if last {
                     self.failed += 1;
                     self.held.remove(&item.delivery.key);
+                    self.pages.settled(&item, DeliveryStatus::Failed, None);
                     tracing::error!(channel = %name, incident_id, attempt, error = %e, "delivery failed; giving up");
                 } else {
                     let wait = match &e {
@@ -352,39 +365,43 @@ enum Prepared {
     Moot,
 }
 
-async fn notification_for(ctx: &CoreContext, item: &Outgoing) -> Prepared {
+/// `known`: the pages of the update's recipient as this worker saw them
+/// (`PagesSeen::answer`); `None`: read from the delivery log.
+async fn notification_for(
+    ctx: &CoreContext,
+    item: &Outgoing,
+    known: Option<Vec<PageSeen>>,
+) -> Prepared {
     let d = &item.delivery;
     let now = ctx.clock.now();
     let thread = match &d.event {
         NotificationEvent::Page { .. } => None,
-        NotificationEvent::Update { .. } => match ctx.store.deliveries(d.incident_id).await {
-            Ok(rows) => {
-                let pages: Vec<Delivery> = rows
-                    .into_iter()
-                    .filter(|r| r.event.is_page() && r.recipient == d.recipient)
-                    .collect();
-                let waited = now.0.saturating_sub(d.created_at.0);
-                let page_in_flight = pages.iter().any(|r| r.status == DeliveryStatus::Pending);
-                if page_in_flight && (waited as u128) < UPDATE_WAIT_MAX.as_millis() {
-                    return Prepared::Wait;
-                }
-                let never_reached = !pages.is_empty()
-                    && pages.iter().all(|r| {
-                        matches!(r.status, DeliveryStatus::Cancelled | DeliveryStatus::Failed)
-                    });
-                if never_reached {
-                    return Prepared::Moot;
-                }
-                pages
-                    .into_iter()
-                    .filter(|r| r.status == DeliveryStatus::Delivered)
-                    .find_map(|r| r.external_ref)
+        NotificationEvent::Update { .. } => {
+            let pages = match known {
+                Some(pages) => pages,
+                None => match ctx.store.deliveries(d.incident_id).await {
+                    Ok(rows) => rows
+                        .into_iter()
+                        .filter(|r| r.event.is_page() && r.recipient == d.recipient)
+                        .map(|r| PageSeen {
+                            key: r.key,
+                            recipient: r.recipient,
+                            status: r.status,
+                            external_ref: r.external_ref,
+                        })
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the page an update follows up");
+                        Vec::new()
+                    }
+                },
+            };
+            let waited = now.0.saturating_sub(d.created_at.0);
+            match follow_up(&pages, Duration::from_millis(waited.max(0).unsigned_abs())) {
+                Ok(thread) => thread,
+                Err(prepared) => return prepared,
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the page an update follows up");
-                None
-            }
-        },
+        }
     };
     Prepared::Send(Box::new(Notification {
         key: d.key.clone(),
@@ -399,6 +416,28 @@ async fn notification_for(ctx: &CoreContext, item: &Outgoing) -> Prepared {
             .map(|base| format!("{}/incidents/{}", base.trim_end_matches('/'), d.incident_id)),
         at: now,
     }))
+}
+
+/// What an update does about its recipient's pages (oldest first), having
+/// waited `waited` since it was recorded: it follows up the first one
+/// delivered (`Ok`: its reference, if any), waits for one still being sent,
+/// or is moot when every one was cancelled or failed.
+fn follow_up(pages: &[PageSeen], waited: Duration) -> Result<Option<String>, Prepared> {
+    let page_in_flight = pages.iter().any(|p| p.status == DeliveryStatus::Pending);
+    if page_in_flight && waited < UPDATE_WAIT_MAX {
+        return Err(Prepared::Wait);
+    }
+    let never_reached = !pages.is_empty()
+        && pages
+            .iter()
+            .all(|p| matches!(p.status, DeliveryStatus::Cancelled | DeliveryStatus::Failed));
+    if never_reached {
+        return Err(Prepared::Moot);
+    }
+    Ok(pages
+        .iter()
+        .filter(|p| p.status == DeliveryStatus::Delivered)
+        .find_map(|p| p.external_ref.clone()))
 }
 
 impl Worker for ChannelWorker {
@@ -422,6 +461,7 @@ impl Worker for ChannelWorker {
             )
             .into());
         }
+        let since = args.ctx.clock.now();
         Ok(WorkerState {
             bucket: Bucket::new(args.channel.rate_limit()),
             ctx: args.ctx,
@@ -439,6 +479,7 @@ impl Worker for ChannelWorker {
             retry_due: HashMap::new(),
             last_error: None,
             jitter: RandomState::new(),
+            pages: PagesSeen::new(since),
         })
     }
 
