@@ -393,6 +393,7 @@ fn notify(
             still_wanted: delivery.event.is_page().then(|| paging.clone()),
             incident: summary.clone(),
             delivery,
+            from_log: false,
         })
         .collect();
     let _ = pool.cast(NotifierMsg::Send(outgoing));

@@ -288,6 +288,9 @@ pub struct Outgoing {
     pub delivery: Delivery,
     pub incident: IncidentSummary,
     pub still_wanted: Option<Arc<AtomicBool>>,
+    /// Read back from the delivery log (pending at a start): its incident
+    /// may have pages this process never saw.
+    pub from_log: bool,
 }
 
 impl Outgoing {

@@ -23,6 +23,7 @@
 //! opens a fresh one: on a full or failing disk lim writes again once the
 //! disk has room (tests/fault_store.rs).
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -31,7 +32,7 @@ use incident_actors::ports::StoreError;
 use rusqlite::{Connection, OpenFlags};
 use sqlx::sqlite::SqlitePool;
 
-/// Statements a writer connection keeps prepared: a group commit's eight
+/// Statements a writer connection keeps prepared: a group commit's ten
 /// and the few other writes, with room to spare.
 const PREPARED_STATEMENTS: usize = 32;
 
@@ -124,8 +125,11 @@ impl Writer {
                         }
                     }
                     let Some(c) = conn.as_ref() else { continue };
-                    job(Ok(c));
-                    if !settle(c) {
+                    // A job that panics fails alone (its caller is told, its
+                    // answer dropped): the thread and later writes go on, on
+                    // a fresh connection.
+                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(c))));
+                    if ran.is_err() || !settle(c) {
                         conn = None;
                     }
                 }
@@ -146,7 +150,9 @@ impl Writer {
                     let _ = answer.send(conn.and_then(work));
                 });
                 jobs.send(Command::Run(job)).map_err(|_| closed())?;
-                answered.await.map_err(|_| closed())?
+                answered.await.map_err(|_| {
+                    StoreError::Unavailable("the SQLite write failed without an answer".into())
+                })?
             }
             Writer::Shared(pool) => {
                 let mut conn = pool.acquire().await.map_err(super::decode::store_error)?;

@@ -296,6 +296,7 @@ async fn pending(ctx: &CoreContext, transport: Option<&str>) -> Vec<Outgoing> {
                 .filter(|_| delivery.event.is_page()),
             incident,
             delivery,
+            from_log: true,
         });
     }
     out

@@ -18,6 +18,15 @@
 //! the worker) may have pages only the log knows, and so does one whose
 //! entry was dropped to bound the memory: for those [`PagesSeen::answer`]
 //! says `None` and the caller reads the log, as before.
+//!
+//! "Opened after the worker started" is read off the wall clock
+//! (`created_at` after the worker's start), and also off the log: a
+//! delivery read back from it at a start (`Outgoing::from_log`) marks its
+//! incident, and every older one (ids are given in opening order), as not
+//! known. What is left to the clock is an incident opened before a restart,
+//! with nothing pending at it, that pages again after it, on a clock that
+//! stepped back across the restart by more than lim was down: its update
+//! may then miss the thread of the earlier page.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -67,14 +76,18 @@ impl PagesSeen {
 
     /// Whether the pages of `item`'s incident are all known here.
     fn knows(&self, item: &Outgoing) -> bool {
-        item.incident.created_at >= self.since
+        item.incident.created_at > self.since
             && self
                 .dropped_up_to
                 .is_none_or(|up_to| item.delivery.incident_id > up_to)
     }
 
-    /// A page taken in hand (pending).
+    /// A delivery taken in hand; a page is remembered pending.
     pub fn taken(&mut self, item: &Outgoing) {
+        if item.from_log {
+            self.forget_up_to(item.delivery.incident_id);
+            return;
+        }
         if !item.delivery.event.is_page() || !self.knows(item) {
             return;
         }
@@ -108,15 +121,22 @@ impl PagesSeen {
                 return;
             };
             if self.by_incident.remove(&oldest).is_some() {
-                self.dropped_up_to = Some(self.dropped_up_to.map_or(oldest, |d| d.max(oldest)));
+                self.forget_up_to(oldest);
             }
         }
     }
 
+    /// Incident `id` and those opened before it are left to the log.
+    fn forget_up_to(&mut self, id: IncidentId) {
+        self.dropped_up_to = Some(self.dropped_up_to.map_or(id, |d| d.max(id)));
+        self.by_incident.retain(|known, _| *known > id);
+    }
+
     /// A delivery of this worker's ended (delivered, given up, cancelled):
-    /// a page's row moves on; once an incident's `resolved` update to a
-    /// recipient is done, nothing more is sent to them about it, and their
-    /// pages are forgotten.
+    /// a page's row moves on; once an incident's `resolved` update to any
+    /// recipient is done (or found moot) the incident is forgotten, and
+    /// what is still to be sent about it (another recipient's update, a
+    /// retry) reads the log.
     pub fn settled(&mut self, item: &Outgoing, status: DeliveryStatus, external_ref: Option<&str>) {
         let id = item.delivery.incident_id;
         let Some(pages) = self.by_incident.get_mut(&id) else {
@@ -130,13 +150,11 @@ impl PagesSeen {
                 }
             }
             NotificationEvent::Update { change, .. } if change == "resolved" => {
-                pages.retain(|p| p.recipient != item.delivery.recipient);
                 // No page is made for a resolved incident, and those made
                 // before its resolve were taken in hand before the update
-                // was (the factory keeps their order): nothing more comes.
-                if pages.is_empty() {
-                    self.by_incident.remove(&id);
-                }
+                // was (the factory keeps their order): no page comes that
+                // a fresh entry would miss the earlier ones of.
+                self.by_incident.remove(&id);
             }
             NotificationEvent::Update { .. } => {}
         }
@@ -204,6 +222,7 @@ mod tests {
             ),
             incident: summary(id, created_at),
             still_wanted: None,
+            from_log: false,
         }
     }
 
@@ -222,6 +241,7 @@ mod tests {
             ),
             incident: summary(id, created_at),
             still_wanted: None,
+            from_log: false,
         }
     }
 
@@ -229,25 +249,25 @@ mod tests {
     fn an_update_sees_its_recipients_pages_as_they_move() {
         let (a, b) = (hook("a"), hook("b"));
         let mut seen = PagesSeen::new(Timestamp(100));
-        let (pa, pb) = (page(1, 100, 1, &a), page(1, 100, 1, &b));
+        let (pa, pb) = (page(1, 101, 1, &a), page(1, 101, 1, &b));
         seen.taken(&pa);
         seen.taken(&pb);
         seen.taken(&pa); // taken twice: one row
-        let of_a = seen.answer(&update(1, 100, "acknowledged", &a)).unwrap();
+        let of_a = seen.answer(&update(1, 101, "acknowledged", &a)).unwrap();
         assert_eq!(of_a.len(), 1);
         assert_eq!(of_a[0].status, DeliveryStatus::Pending);
         seen.settled(&pa, DeliveryStatus::Delivered, Some("ts-1"));
         seen.settled(&pb, DeliveryStatus::Failed, None);
-        let of_a = seen.answer(&update(1, 100, "acknowledged", &a)).unwrap();
+        let of_a = seen.answer(&update(1, 101, "acknowledged", &a)).unwrap();
         assert_eq!(
             (of_a[0].status, of_a[0].external_ref.as_deref()),
             (DeliveryStatus::Delivered, Some("ts-1"))
         );
-        let of_b = seen.answer(&update(1, 100, "acknowledged", &b)).unwrap();
+        let of_b = seen.answer(&update(1, 101, "acknowledged", &b)).unwrap();
         assert_eq!(of_b[0].status, DeliveryStatus::Failed);
         // A recipient never paged about a known incident: no pages, for sure.
         assert_eq!(
-            seen.answer(&update(1, 100, "acknowledged", &hook("c"))),
+            seen.answer(&update(1, 101, "acknowledged", &hook("c"))),
             Some(vec![])
         );
     }
@@ -259,8 +279,23 @@ mod tests {
         // Opened before the worker started (a restart): pages may predate it.
         seen.taken(&page(1, 99, 1, &a));
         assert_eq!(seen.answer(&update(1, 99, "resolved", &a)), None);
+        // Opened in the very millisecond the worker started: not sure.
+        seen.taken(&page(3, 100, 1, &a));
+        assert_eq!(seen.answer(&update(3, 100, "resolved", &a)), None);
         // Never paged through this worker.
         assert_eq!(seen.answer(&update(2, 150, "resolved", &a)), None);
+        // A delivery read back from the log at a start (a clock that
+        // stepped back would make incident 5 look new): it and every older
+        // incident are left to the log, remembered pages included.
+        seen.taken(&page(4, 150, 1, &a));
+        assert!(seen.answer(&update(4, 150, "resolved", &a)).is_some());
+        let mut reloaded = page(5, 150, 1, &a);
+        reloaded.from_log = true;
+        seen.taken(&reloaded);
+        assert_eq!(seen.answer(&update(5, 150, "resolved", &a)), None);
+        assert_eq!(seen.answer(&update(4, 150, "resolved", &a)), None);
+        seen.taken(&page(6, 150, 1, &a));
+        assert!(seen.answer(&update(6, 150, "resolved", &a)).is_some());
     }
 
     #[test]
@@ -283,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn a_resolved_update_done_forgets_the_recipients_pages() {
+    fn a_resolved_update_done_forgets_the_incident() {
         let (a, b) = (hook("a"), hook("b"));
         let mut seen = PagesSeen::new(Timestamp(0));
         seen.taken(&page(1, 10, 1, &a));
@@ -302,13 +337,11 @@ mod tests {
             DeliveryStatus::Delivered,
             None,
         );
-        assert_eq!(seen.len(), 1, "b's page is still remembered");
-        seen.settled(
-            &update(1, 10, "resolved", &b),
-            DeliveryStatus::Delivered,
-            None,
-        );
         assert_eq!(seen.len(), 0);
+        // What is still to go about it (b's update, a retry of a's
+        // acknowledge) reads the log, not "no pages".
+        assert_eq!(seen.answer(&update(1, 10, "resolved", &b)), None);
+        assert_eq!(seen.answer(&update(1, 10, "acknowledged", &a)), None);
         // Many incidents opened and resolved keep the order queue bounded.
         let mut seen = PagesSeen::with_max(Timestamp(0), 4);
         for id in 1..=100 {

@@ -50,7 +50,7 @@ pub enum ChannelJob {
         attempt: u32,
     },
     /// An update about a page its recipient never got: recorded cancelled.
-    Dropped { worker: u64, key: DeliveryKey },
+    Dropped { worker: u64, item: Box<Outgoing> },
     /// The rate limiter has a token again.
     Tick { worker: u64 },
     /// The worker's observable state.
@@ -245,7 +245,7 @@ impl WorkerState {
                     record(&ctx, &item.delivery, &AttemptOutcome::Cancelled).await;
                     ChannelJob::Dropped {
                         worker,
-                        key: item.delivery.key,
+                        item: Box::new(item),
                     }
                 }
             };
@@ -539,9 +539,10 @@ impl Worker for ChannelWorker {
                 ..
             } => state.finish(factory, *item, attempt, result).await,
             ChannelJob::Tick { .. } => state.tick_armed = false,
-            ChannelJob::Dropped { key: delivery, .. } => {
+            ChannelJob::Dropped { item, .. } => {
                 state.in_flight = state.in_flight.saturating_sub(1);
-                state.held.remove(&delivery);
+                state.held.remove(&item.delivery.key);
+                state.pages.settled(&item, DeliveryStatus::Cancelled, None);
             }
             ChannelJob::Deferred { item, attempt, .. } => {
                 state.in_flight = state.in_flight.saturating_sub(1);
