@@ -45,7 +45,6 @@ use super::silences;
 use super::sqlite_batch as batch;
 use super::sqlite_writer::{self as writer, Writer, WriterOptions};
 use super::StoreOpenError;
-use rusqlite::OptionalExtension;
 
 /// The store probe's write (`Store::ping`).
 const PROBE_SQL: &str = "INSERT INTO store_probe (id, at) VALUES (1, ?1) \
@@ -648,7 +647,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         // Read, apply `Delivery::record`, write back, in one transaction.
         let (key, outcome) = (key.clone(), outcome.clone());
-        self.on_writer(move |conn| apply_attempt(conn, &key, &outcome, at))
+        self.on_writer(move |conn| batch::record_attempt(conn, &key, &outcome, at))
             .await?;
         self.flushed().await
     }
@@ -672,29 +671,6 @@ impl Store for SqliteStore {
         self.deliveries_where("incident_id = ?1", Some(db_id(incident)?))
             .await
     }
-}
-
-/// One attempt in a transaction of its own: the row read,
-/// `Delivery::record` applied, the row written back. An unknown key is
-/// `Rejected`.
-fn apply_attempt(
-    conn: &rusqlite::Connection,
-    key: &DeliveryKey,
-    outcome: &AttemptOutcome,
-    at: Timestamp,
-) -> Result<(), StoreError> {
-    let sql = format!("{} WHERE key = ?1", deliveries::SELECT_SQL);
-    conn.execute_batch("BEGIN IMMEDIATE")
-        .map_err(writer::store_error)?;
-    let row = conn
-        .prepare_cached(&sql)
-        .and_then(|mut s| s.query_row([&key.0], batch::delivery_columns).optional())
-        .map_err(writer::store_error)?
-        .ok_or_else(|| deliveries::unknown(key))?;
-    if let Some(changed) = deliveries::recorded(row, outcome, at)? {
-        batch::write_attempts(conn, &[changed]).map_err(writer::store_error)?;
-    }
-    conn.execute_batch("COMMIT").map_err(writer::store_error)
 }
 
 #[cfg(test)]

@@ -10,11 +10,15 @@
 //! sqlx's worker thread few; here a statement costs no round trip, so rows
 //! are bound as they are, with no JSON built in Rust and parsed in SQLite.
 
+use std::sync::LazyLock;
+
+use incident_actors::domain::{AttemptOutcome, DeliveryKey};
 use incident_actors::ports::{AttemptRecord, StoreError};
+use incident_actors::time::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::deliveries::{self, DeliveryColumns, DeliveryRow};
-use super::plan::{IncidentRow, Plan};
+use super::plan::Plan;
 use super::sqlite_writer::store_error;
 
 /// A snapshot, inserted or written over.
@@ -60,29 +64,68 @@ const DELIVERY: &str = "INSERT INTO notifications (key, incident_id, event, reci
 status, attempts, last_error, external_ref, created_at, updated_at) \
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (key) DO NOTHING";
 
+/// A delivery row by its key.
+static DELIVERY_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| format!("{} WHERE key = ?1", deliveries::SELECT_SQL));
+
 const ATTEMPTED: &str = "UPDATE notifications SET status = ?2, attempts = ?3, last_error = ?4, \
 external_ref = ?5, updated_at = ?6 WHERE id = ?1";
 
-/// Writes `plan` and records `attempts` in one transaction (`BEGIN
-/// IMMEDIATE`: the write lock up front). On an error the transaction is
-/// left open; the writer rolls it back (`sqlite_writer`).
+/// Writes `plan` and records `attempts` in one transaction.
 pub(super) fn commit(
     conn: &Connection,
     plan: &Plan,
     attempts: &[AttemptRecord],
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("BEGIN IMMEDIATE")
-        .and_then(|mut s| s.execute([]))
-        .map_err(store_error)?;
-    write_rows(conn, plan).map_err(store_error)?;
-    if !attempts.is_empty() {
-        let stored = read_deliveries(conn, &deliveries::keys(attempts)).map_err(store_error)?;
-        let changed = deliveries::recorded_all(stored, attempts)?;
-        write_attempts(conn, &changed).map_err(store_error)?;
-    }
-    conn.prepare_cached("COMMIT")
-        .and_then(|mut s| s.execute([]))
-        .map_err(store_error)?;
+    transaction(conn, || {
+        write_rows(conn, plan).map_err(store_error)?;
+        if !attempts.is_empty() {
+            let mut stored = Vec::with_capacity(attempts.len());
+            for key in deliveries::keys(attempts) {
+                stored.extend(delivery_by_key(conn, key).map_err(store_error)?);
+            }
+            let changed = deliveries::recorded_all(stored, attempts)?;
+            write_attempts(conn, &changed).map_err(store_error)?;
+        }
+        Ok(())
+    })
+}
+
+/// One attempt in a transaction of its own: the row read,
+/// `Delivery::record` applied, the row written back. An unknown key is
+/// `Rejected` (a batch of attempts skips it instead: [`commit`]).
+pub(super) fn record_attempt(
+    conn: &Connection,
+    key: &DeliveryKey,
+    outcome: &AttemptOutcome,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    transaction(conn, || {
+        let row = delivery_by_key(conn, &key.0)
+            .map_err(store_error)?
+            .ok_or_else(|| deliveries::unknown(key))?;
+        if let Some(changed) = deliveries::recorded(row, outcome, at)? {
+            write_attempts(conn, &[changed]).map_err(store_error)?;
+        }
+        Ok(())
+    })
+}
+
+/// `work` between `BEGIN IMMEDIATE` (the write lock up front) and
+/// `COMMIT`. On an error the transaction is left open; the writer rolls it
+/// back after the job (`sqlite_writer`).
+fn transaction(
+    conn: &Connection,
+    work: impl FnOnce() -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map_err(store_error)
+    };
+    run("BEGIN IMMEDIATE")?;
+    work()?;
+    run("COMMIT")?;
     Ok(())
 }
 
@@ -91,7 +134,23 @@ fn write_rows(conn: &Connection, plan: &Plan) -> rusqlite::Result<()> {
     // that open ones of the same batch may take.
     let mut upsert = conn.prepare_cached(UPSERT_INCIDENT)?;
     for r in &plan.incidents {
-        upsert_incident(&mut upsert, r)?;
+        upsert.execute(params![
+            r.id,
+            r.fingerprint,
+            r.status,
+            r.title,
+            r.severity,
+            r.service,
+            r.labels,
+            r.alert_count,
+            r.seen_count,
+            r.created_at,
+            r.updated_at,
+            r.last_seen,
+            r.resolved_at,
+            r.version,
+            r.state,
+        ])?;
     }
     let mut labels = conn.prepare_cached(LABEL_ROWS)?;
     for r in &plan.incidents {
@@ -144,45 +203,16 @@ fn write_rows(conn: &Connection, plan: &Plan) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn upsert_incident(
-    upsert: &mut rusqlite::CachedStatement<'_>,
-    r: &IncidentRow,
-) -> rusqlite::Result<()> {
-    upsert.execute(params![
-        r.id,
-        r.fingerprint,
-        r.status,
-        r.title,
-        r.severity,
-        r.service,
-        r.labels,
-        r.alert_count,
-        r.seen_count,
-        r.created_at,
-        r.updated_at,
-        r.last_seen,
-        r.resolved_at,
-        r.version,
-        r.state,
-    ])?;
-    Ok(())
-}
-
-/// The delivery rows of `keys` (each given once), as they are in this
-/// transaction (rows the batch itself inserted included).
-fn read_deliveries(conn: &Connection, keys: &[&str]) -> rusqlite::Result<Vec<DeliveryColumns>> {
-    let mut select = conn.prepare_cached(&format!("{} WHERE key = ?1", deliveries::SELECT_SQL))?;
-    let mut rows = Vec::with_capacity(keys.len());
-    for key in keys {
-        if let Some(row) = select.query_row([key], delivery_columns).optional()? {
-            rows.push(row);
-        }
-    }
-    Ok(rows)
+/// The delivery row of `key`, as it is in this transaction (rows the
+/// batch itself inserted included).
+fn delivery_by_key(conn: &Connection, key: &str) -> rusqlite::Result<Option<DeliveryColumns>> {
+    conn.prepare_cached(&DELIVERY_BY_KEY)?
+        .query_row([key], delivery_columns)
+        .optional()
 }
 
 /// A row of `deliveries::SELECT_SQL`.
-pub(super) fn delivery_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryColumns> {
+fn delivery_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryColumns> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -199,10 +229,7 @@ pub(super) fn delivery_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<Deli
 }
 
 /// The delivery rows the attempts changed, by id.
-pub(super) fn write_attempts(
-    conn: &Connection,
-    changed: &[(i64, DeliveryRow)],
-) -> rusqlite::Result<()> {
+fn write_attempts(conn: &Connection, changed: &[(i64, DeliveryRow)]) -> rusqlite::Result<()> {
     let mut update = conn.prepare_cached(ATTEMPTED)?;
     for (id, r) in changed {
         update.execute(params![
