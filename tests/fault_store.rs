@@ -501,7 +501,16 @@ impl LoopDisk {
             "findmnt",
             &["-n", "-o", "OPTIONS", self.path().to_str().unwrap()],
         );
-        assert!(options.contains("ro"), "read-only now: {options}");
+        // `ro` on older kernels; `emergency_ro` (beside a stale `rw`) on
+        // Linux 6.x, which no longer remounts. (`errors=remount-ro` is
+        // there either way, so a substring test proves nothing.)
+        assert!(
+            options
+                .trim()
+                .split(',')
+                .any(|o| o == "ro" || o == "emergency_ro"),
+            "read-only now: {options}"
+        );
     }
 
     /// What an operator does: unmount, repair, mount again.
@@ -529,6 +538,12 @@ impl Drop for LoopDisk {
 /// made writable again under an open file, so the repair is the
 /// operator's (umount, fsck, mount) followed by a restart of lim, and then
 /// everything acknowledged is there and the database is intact.
+///
+/// The load goes on while ext4 aborts its journal. Before the store's
+/// journal probe (`src/store/journal_probe.rs`) this lost an acknowledged
+/// incident in 18 of 150 runs on Linux 6.18: an fsync answered with success
+/// between the abort and ext4 turning read-only, for WAL frames whose
+/// allocation the aborted transaction held.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_disk_turning_read_only_refuses_and_loses_nothing() {
     if !may_mount() {

@@ -19,6 +19,7 @@ mod decode;
 mod deliveries;
 mod group_sync;
 mod heartbeats;
+mod journal_probe;
 mod plan;
 pub mod postgres;
 mod query;

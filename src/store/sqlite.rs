@@ -39,6 +39,7 @@ use super::decode::{self, store_error, AlertColumns};
 use super::deliveries::{self, DeliveryColumns};
 use super::group_sync::GroupSync;
 use super::heartbeats;
+use super::journal_probe::JournalProbe;
 use super::plan::{plan, Plan};
 use super::query::{list_sql, Dialect, Param};
 use super::silences;
@@ -177,6 +178,9 @@ struct WalFlush {
     group: GroupSync,
     /// The WAL file last synced, kept open.
     file: std::sync::Mutex<Option<std::fs::File>>,
+    /// Proves, after each flush and checkpoint, that the file system's
+    /// journal was still alive (`journal_probe`).
+    probe: std::sync::Mutex<JournalProbe>,
 }
 
 impl WalFlush {
@@ -184,7 +188,7 @@ impl WalFlush {
         let database = std::fs::canonicalize(database).map_err(|e| {
             StoreOpenError::Sync(format!("cannot resolve {}: {e}", database.display()))
         })?;
-        let mut wal = database.into_os_string();
+        let mut wal = database.clone().into_os_string();
         wal.push("-wal");
         let path = PathBuf::from(wal);
         // The store wrote its probe row just before, through the pool's open
@@ -196,10 +200,14 @@ impl WalFlush {
                 path.display()
             )));
         }
+        let probe = JournalProbe::open(&database).map_err(|e| {
+            StoreOpenError::Sync(format!("cannot open {}-sync: {e}", database.display()))
+        })?;
         Ok(WalFlush {
             path,
             group: GroupSync::default(),
             file: std::sync::Mutex::new(None),
+            probe: std::sync::Mutex::new(probe),
         })
     }
 
@@ -260,18 +268,29 @@ impl WalFlush {
             return Ok(());
         };
         file.sync_data().map_err(|e| failed(&self.path, e))?;
-        // ext4 answers an fsync on a file system that went read-only after
+        // Older kernels answer an fsync on an ext4 that went read-only after
         // an error (`errors=remount-ro`) with success, writing nothing: the
         // frames written just before may be gone. So a flush that finds
-        // the file system read-only afterwards has proved nothing
-        // (tests/fault_store.rs caught an acknowledged write lost so).
+        // the file system read-only afterwards has proved nothing. Newer
+        // ones (6.x) keep that state inside ext4, where `statvfs` does not
+        // see it, and may answer success in the moment before it: the
+        // journal probe covers both (tests/fault_store.rs caught
+        // acknowledged writes lost each way).
         if read_only(file).map_err(|e| failed(&self.path, e))? {
             return Err(format!(
                 "{}: the file system is read-only now",
                 self.path.display()
             ));
         }
-        Ok(())
+        self.journal_alive()
+    }
+
+    /// The file system's journal was alive after the flush or checkpoint
+    /// that just returned (`journal_probe`: ext4 may answer an fsync with
+    /// success in the moment between aborting its journal and turning
+    /// read-only, for data the aborted transaction made part of the file).
+    fn journal_alive(&self) -> Result<(), String> {
+        self.probe.lock().unwrap_or_else(|p| p.into_inner()).check()
     }
 
     /// A checkpoint's write or sync of the database failed: the same doubt
@@ -316,7 +335,20 @@ impl Checkpointer {
                         .fetch_one(&pool)
                         .await;
                 match done {
-                    Ok(_) => {}
+                    // The checkpoint synced the database file; that sync can
+                    // have been answered falsely as the flush's can, and the
+                    // WAL then starts over on top of frames the database
+                    // file does not hold.
+                    Ok(_) => {
+                        let probed = wal.clone();
+                        let alive = tokio::task::spawn_blocking(move || probed.journal_alive())
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()));
+                        if let Err(e) = alive {
+                            tracing::error!(error = %e, "the file system failed under a WAL checkpoint");
+                            wal.checkpoint_failed(&e);
+                        }
+                    }
                     Err(sqlx::Error::PoolClosed) => return,
                     Err(e) if is_io_error(&e) => {
                         tracing::error!(error = %e, "WAL checkpoint failed to write the database file");
