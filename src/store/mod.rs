@@ -85,6 +85,8 @@ pub enum StoreOpenError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot flush the database's write-ahead log: {0}")]
     Sync(String),
+    #[error("cannot open the SQLite writer connection: {0}")]
+    Writer(String),
 }
 
 /// Opens (creating if missing) and migrates the store `url` names.

@@ -11,10 +11,11 @@
 //! for quick tests. A commit also keeps `incident_labels`, the label index
 //! of the incident list that SQLite cannot build inside a JSON column (its
 //! rows carry each incident's `created_at` and `updated_at`, the list's two
-//! orders). A group commit is a fixed text of one statement per kind of
-//! row, fed JSON arrays (`sqlite_batch`), on a writer connection of its
-//! own, and the WAL is checkpointed every 500 ms on another connection
-//! rather than inside a commit.
+//! orders). Writes run on a writer connection of their own, a `rusqlite`
+//! connection owned by a thread (`sqlite_writer`): a group commit is one
+//! job there, prepared statements run row by row (`sqlite_batch`). Reads
+//! go through sqlx's pool. The WAL is checkpointed every 500 ms on a
+//! connection of the pool rather than inside a commit.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -33,7 +34,6 @@ use incident_actors::time::Timestamp;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::Connection;
 
 use super::decode::{self, store_error, AlertColumns};
 use super::deliveries::{self, DeliveryColumns};
@@ -44,7 +44,7 @@ use super::plan::{plan, Plan};
 use super::query::{list_sql, Dialect, Param};
 use super::silences;
 use super::sqlite_batch as batch;
-use super::sqlite_writer::{Writer, WriterConn};
+use super::sqlite_writer::{self as writer, Writer, WriterOptions};
 use super::StoreOpenError;
 
 /// The store probe's write (`Store::ping`).
@@ -80,15 +80,13 @@ pub struct SqliteStore {
     /// began cold and read the B-tree pages it needed back from the OS
     /// (`readDbPage` was 4 % of lim's samples under the mixed load).
     /// Outside sqlx's pool (`sqlite_writer`).
-    writes: Writer,
+    writes: Arc<Writer>,
     /// The WAL checkpoint task of a file database, stopped with the last
     /// clone of the store.
     _checkpointer: Option<Arc<Checkpointer>>,
     /// A file database's WAL flush, run after each write outside the
     /// write lock (`group_sync`).
     wal: Option<Arc<WalFlush>>,
-    /// Where a file database's group commits run (`WriterThread`).
-    writer_thread: Option<Arc<WriterThread>>,
 }
 
 /// Whether the file system holding `file` is mounted read-only now.
@@ -113,52 +111,6 @@ fn is_io_error(e: &sqlx::Error) -> bool {
             .is_some_and(|c| c & 0xff == 10),
         sqlx::Error::Io(_) => true,
         _ => false,
-    }
-}
-
-/// A thread of its own (a current-thread tokio runtime) on which group
-/// commits run. sqlx runs each statement text as a round trip to the
-/// connection's worker thread, and between two of them the task issuing
-/// the next must get a turn on a tokio worker. On the shared workers, busy
-/// with HTTP and actors under load, each turn waited in their run queue and
-/// the one writer sat idle meanwhile (under the mixed load the SQLite
-/// threads used half a core in all while the writer was the bottleneck).
-/// Here the commit is the only task, so its turns come at once; and it is
-/// two round trips, not one a statement (`run_commit`).
-#[derive(Debug)]
-struct WriterThread {
-    runtime: tokio::runtime::Handle,
-    /// Dropped with the store: the thread's runtime stops.
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl WriterThread {
-    fn start() -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let handle = runtime.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::Builder::new()
-            .name("lim-sqlite-commit".into())
-            .spawn(move || {
-                let _ = runtime.block_on(stopped);
-            })?;
-        Ok(WriterThread {
-            runtime: handle,
-            _stop: stop,
-        })
-    }
-
-    async fn run<F>(&self, work: F) -> Result<F::Output, StoreError>
-    where
-        F: std::future::Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        self.runtime
-            .spawn(work)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("the commit thread failed: {e}")))
     }
 }
 
@@ -403,12 +355,10 @@ impl SqliteStore {
                 // outside the write lock, before anyone is answered.
                 .synchronous(SqliteSynchronous::Normal)
                 .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
-            // No ping before handing out a connection: a connection to a
-            // local file does not go stale, and the ping is one more round
-            // trip to its worker thread in front of every group commit
-            // (`BEGIN IMMEDIATE` took 0.6-1.2 ms under the mixed load). A
-            // connection a failed write may have left unusable is closed
-            // instead of returned (`WriterConn::discard_after_failure`).
+            // Reads only (writes have a connection of their own). No ping
+            // before handing out a connection: a connection to a local
+            // file does not go stale, and the ping is one more round trip
+            // to its worker thread in front of every read.
             SqlitePoolOptions::new()
                 .max_connections(POOL_SIZE)
                 .test_before_acquire(false)
@@ -416,29 +366,21 @@ impl SqliteStore {
                 .await
         }
         .map_err(StoreOpenError::Connect)?;
-        let writes = if memory {
+        let writes = Arc::new(if memory {
             Writer::Shared(pool.clone())
         } else {
-            // Kept open for good so that its page cache stays warm; a
-            // connection a failed write closed is opened again on the next
-            // acquire.
-            Writer::open(
-                (*pool.connect_options())
-                    .clone()
-                    .pragma("cache_size", WRITER_CACHE_KIB.to_string())
-                    // Statement journals in memory: nearly every
-                    // statement of a group commit needs one (a multi-row
-                    // write that may abort), and past 64 KiB they spilled
-                    // to a temporary file. The writer's only: on the read
-                    // pool it would also keep every large sort in memory.
-                    .pragma("temp_store", "MEMORY"),
-            )
-            .await
-            .map_err(StoreOpenError::Connect)?
-        };
+            // Kept open for good so that its page cache stays warm.
+            Writer::open(WriterOptions {
+                path: database.clone(),
+                busy_timeout: BUSY_TIMEOUT,
+                cache_size: WRITER_CACHE_KIB,
+                wal_autocheckpoint: WAL_AUTOCHECKPOINT_PAGES,
+            })
+            .map_err(|e| StoreOpenError::Writer(e.to_string()))?
+        });
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let (wal, writer_thread, checkpointer) = if memory {
-            (None, None, None)
+        let (wal, checkpointer) = if memory {
+            (None, None)
         } else {
             // A write first, so that the WAL exists wherever SQLite put it.
             sqlx::query(PROBE_SQL)
@@ -447,18 +389,12 @@ impl SqliteStore {
                 .await
                 .map_err(StoreOpenError::Connect)?;
             let wal = Arc::new(WalFlush::new(&database)?);
-            let thread = WriterThread::start().map_err(|e| StoreOpenError::Sync(e.to_string()))?;
             let checkpointer = Checkpointer::start(pool.clone(), wal.clone());
-            (
-                Some(wal),
-                Some(Arc::new(thread)),
-                Some(Arc::new(checkpointer)),
-            )
+            (Some(wal), Some(Arc::new(checkpointer)))
         };
         let store = SqliteStore {
             writes,
             wal,
-            writer_thread,
             pool,
             _checkpointer: checkpointer,
         };
@@ -478,22 +414,27 @@ impl SqliteStore {
         }
     }
 
-    /// A connection for a write transaction, unless writes are refused.
-    async fn writer(&self) -> Result<WriterConn, StoreError> {
+    /// Runs `work` on the writer connection, unless writes are refused.
+    async fn on_writer<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         self.writable()?;
-        self.writes.acquire().await.map_err(store_error)
+        self.writes.run(work).await
     }
 
     /// One statement on the writer connection, answered once durable.
-    async fn write<'q>(
-        &self,
-        query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.writer().await?;
-        let result = query.execute(&mut *conn).await.map_err(store_error);
-        conn.discard_after_failure(&result);
-        drop(conn);
-        result?;
+    async fn write<P>(&self, sql: &'static str, params: P) -> Result<(), StoreError>
+    where
+        P: rusqlite::Params + Send + 'static,
+    {
+        self.on_writer(move |conn| {
+            conn.prepare_cached(sql)
+                .and_then(|mut s| s.execute(params))
+                .map_err(writer::store_error)
+        })
+        .await?;
         self.flushed().await
     }
 
@@ -549,50 +490,6 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// A group commit on `conn`: the batch's statements and the read of its
-    /// attempts' delivery rows in one round trip, the rows those attempts
-    /// change and `COMMIT` in a second (it was a round trip a statement,
-    /// a dozen a commit, and between two the writer sat idle), both texts
-    /// prepared once per connection (`sqlite_batch`).
-    ///
-    /// On an error its transaction is still open (SQLite undoes only the
-    /// failed statement): it is rolled back, or, if that fails too, the
-    /// connection is closed instead, which does; except an in-memory
-    /// database's one connection, which is the database.
-    async fn run_commit(
-        conn: &mut WriterConn,
-        plan: &Plan,
-        attempts: &[AttemptRecord],
-    ) -> Result<(), StoreError> {
-        let result = Self::run_script(conn, plan, attempts).await;
-        if result.is_err() && sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
-            conn.close_on_drop();
-        }
-        result
-    }
-
-    async fn run_script(
-        conn: &mut WriterConn,
-        plan: &Plan,
-        attempts: &[AttemptRecord],
-    ) -> Result<(), StoreError> {
-        let args = batch::head_args(plan, &deliveries::keys(attempts))?;
-        let rows: Vec<DeliveryColumns> = sqlx::query_as_with(batch::HEAD.as_str(), args)
-            .fetch_all(&mut **conn)
-            .await
-            .map_err(store_error)?;
-        let changed = if attempts.is_empty() {
-            Vec::new()
-        } else {
-            deliveries::recorded_all(rows, attempts)?
-        };
-        sqlx::query_with(batch::TAIL, batch::tail_args(&changed)?)
-            .execute(&mut **conn)
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
-
     async fn deliveries_where(
         &self,
         filter: &str,
@@ -624,20 +521,12 @@ impl Store for SqliteStore {
             return Ok(Box::pin(std::future::ready(Ok(()))));
         }
         let plan = plan(batch)?;
-        let mut conn = self.writer().await?;
         let attempts = batch.attempts.clone();
-        let transaction = async move {
-            let result = Self::run_commit(&mut conn, &plan, &attempts).await;
-            (conn, result)
-        };
-        let (mut conn, result) = match &self.writer_thread {
-            Some(thread) => thread.run(transaction).await?,
-            None => transaction.await,
-        };
-        conn.discard_after_failure(&result);
+        self.on_writer(move |conn| batch::commit(conn, &plan, &attempts))
+            .await?;
         // The ticket is taken now, after the commit returned: a flush that
         // starts from here on covers it.
-        result.map(|()| self.durability())
+        Ok(self.durability())
     }
 
     async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError> {
@@ -710,21 +599,23 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let now = chrono::Utc::now().timestamp_millis();
-        self.write(sqlx::query(PROBE_SQL).bind(now)).await
+        self.write(PROBE_SQL, (now,)).await
     }
 
     async fn save_silence(&self, silence: &Silence) -> Result<(), StoreError> {
-        let query = sqlx::query(
+        self.write(
             "INSERT INTO silences (id, starts_at, ends_at, created_at, body) VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (id) DO UPDATE SET starts_at = excluded.starts_at, \
              ends_at = excluded.ends_at, body = excluded.body",
+            (
+                silences::db_id(silence.id)?,
+                silences::millis(silence.starts_at),
+                silences::millis(silence.ends_at),
+                silences::millis(silence.created_at),
+                silences::silence_body(silence)?,
+            ),
         )
-        .bind(silences::db_id(silence.id)?)
-        .bind(silences::millis(silence.starts_at))
-        .bind(silences::millis(silence.ends_at))
-        .bind(silences::millis(silence.created_at))
-        .bind(silences::silence_body(silence)?);
-        self.write(query).await
+        .await
     }
 
     async fn list_silences(&self) -> Result<Vec<Silence>, StoreError> {
@@ -741,15 +632,17 @@ impl Store for SqliteStore {
         alert: &Alert,
         received_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let query = sqlx::query(
+        self.write(
             "INSERT INTO silenced_alerts (silence_id, fingerprint, received_at, body) \
              VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            (
+                silences::db_id(silence)?,
+                alert.fingerprint().to_string(),
+                received_at.as_millis(),
+                silences::alert_body(alert)?,
+            ),
         )
-        .bind(silences::db_id(silence)?)
-        .bind(alert.fingerprint().to_string())
-        .bind(received_at.as_millis())
-        .bind(silences::alert_body(alert)?);
-        self.write(query).await
+        .await
     }
 
     async fn load_heartbeats(&self) -> Result<Vec<(String, HeartbeatState)>, StoreError> {
@@ -761,19 +654,21 @@ impl Store for SqliteStore {
     }
 
     async fn save_heartbeat(&self, name: &str, state: &HeartbeatState) -> Result<(), StoreError> {
-        let query = sqlx::query(
+        self.write(
             "INSERT INTO heartbeats (name, last_ping_ms, deadline_ms, missed, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (name) DO UPDATE SET last_ping_ms = excluded.last_ping_ms, \
              deadline_ms = excluded.deadline_ms, missed = excluded.missed, \
              updated_at = excluded.updated_at",
+            (
+                name.to_string(),
+                state.last_ping.map(Timestamp::as_millis),
+                state.deadline.as_millis(),
+                state.missed,
+                heartbeats::now_ms(),
+            ),
         )
-        .bind(name)
-        .bind(state.last_ping.map(Timestamp::as_millis))
-        .bind(state.deadline.as_millis())
-        .bind(state.missed)
-        .bind(heartbeats::now_ms());
-        self.write(query).await
+        .await
     }
 
     async fn record_attempt(
@@ -783,18 +678,9 @@ impl Store for SqliteStore {
         at: Timestamp,
     ) -> Result<(), StoreError> {
         // Read, apply `Delivery::record`, write back, in one transaction.
-        let mut conn = self.writer().await?;
-        let result = async {
-            let mut tx = conn
-                .begin_with("BEGIN IMMEDIATE")
-                .await
-                .map_err(store_error)?;
-            apply_attempt(&mut tx, key, outcome, at).await?;
-            tx.commit().await.map_err(store_error)
-        }
-        .await;
-        conn.discard_after_failure(&result);
-        result?;
+        let (key, outcome) = (key.clone(), outcome.clone());
+        self.on_writer(move |conn| batch::record_attempt(conn, &key, &outcome, at))
+            .await?;
         self.flushed().await
     }
 
@@ -803,10 +689,9 @@ impl Store for SqliteStore {
             return Ok(());
         }
         // A group commit of attempts alone.
-        let mut conn = self.writer().await?;
-        let result = Self::run_commit(&mut conn, &Plan::default(), attempts).await;
-        conn.discard_after_failure(&result);
-        result?;
+        let attempts = attempts.to_vec();
+        self.on_writer(move |conn| batch::commit(conn, &Plan::default(), &attempts))
+            .await?;
         self.flushed().await
     }
 
@@ -818,40 +703,6 @@ impl Store for SqliteStore {
         self.deliveries_where("incident_id = ?1", Some(db_id(incident)?))
             .await
     }
-}
-
-/// One attempt inside a transaction: the row read (locked where the
-/// backend needs it), `Delivery::record` applied, the row written back.
-/// An unknown key is `Rejected`.
-async fn apply_attempt(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    key: &DeliveryKey,
-    outcome: &AttemptOutcome,
-    at: Timestamp,
-) -> Result<(), StoreError> {
-    let sql = format!("{} WHERE key = ?1", deliveries::SELECT_SQL);
-    let row: Option<DeliveryColumns> = sqlx::query_as(&sql)
-        .bind(&key.0)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(store_error)?;
-    let row = row.ok_or_else(|| deliveries::unknown(key))?;
-    if let Some((id, r)) = deliveries::recorded(row, outcome, at)? {
-        sqlx::query(
-            "UPDATE notifications SET status = ?1, attempts = ?2, last_error = ?3, \
-             external_ref = ?4, updated_at = ?5 WHERE id = ?6",
-        )
-        .bind(r.status)
-        .bind(r.attempts)
-        .bind(&r.last_error)
-        .bind(&r.external_ref)
-        .bind(r.updated_at)
-        .bind(id)
-        .execute(&mut **tx)
-        .await
-        .map_err(store_error)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

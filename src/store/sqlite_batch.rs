@@ -1,38 +1,27 @@
-//! SQLite's group commit as statements of fixed text: each kind of row of a
-//! batch goes in as one JSON array parameter, read back with `json_each`
-//! and `->>`, and the state snapshots (binary) as one blob of them all that
-//! each row takes its slice of (`substr` on a blob counts bytes).
+//! SQLite's group commit: a [`Plan`] written in one transaction on the
+//! writer connection, a prepared statement per kind of row run once per
+//! row, synchronously (`sqlite_writer` runs it as one job).
 //!
-//! The text never changes with the batch's shape, so sqlx keeps it prepared
-//! on the writer connection (`persistent`), and a commit parses no SQL. It
-//! was one multi-row `VALUES` statement per chunk of rows, a text for every
-//! shape of batch, parsed and compiled on every commit: `sqlite3Prepare`
-//! was 8 % of lim's samples under the mixed ingest load, a fifth of the
-//! SQLite threads' time (BENCHMARKS.md, fifth session); with this text the
-//! mean commit under that load went from 5.45 to 3.4-3.8 ms.
-//!
-//! A commit is still two round trips to the connection's thread ([`HEAD`]
-//! then [`TAIL`]): the first writes the batch and reads the delivery rows
-//! its attempts apply to, the second writes those and commits.
+//! The statements' text never changes with the batch's shape, so each is
+//! prepared once per connection and kept (`prepare_cached`): compiling SQL
+//! per commit was 8 % of lim's samples under the mixed ingest load
+//! (BENCHMARKS.md, fifth session). Through sqlx a commit was a few large
+//! statements fed JSON arrays (`json_each`), to keep its round trips to
+//! sqlx's worker thread few; here a statement costs no round trip, so rows
+//! are bound as they are, with no JSON built in Rust and parsed in SQLite.
 
 use std::sync::LazyLock;
 
-use serde::Serialize;
-use sqlx::sqlite::SqliteArguments;
-use sqlx::Arguments;
+use incident_actors::domain::{AttemptOutcome, DeliveryKey};
+use incident_actors::ports::{AttemptRecord, StoreError};
+use incident_actors::time::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
 
-use incident_actors::ports::StoreError;
+use super::deliveries::{self, DeliveryColumns, DeliveryRow};
+use super::plan::Plan;
+use super::sqlite_writer::store_error;
 
-use super::deliveries::{self, DeliveryRow};
-use super::plan::{IncidentRow, Plan};
-
-/// A batch's snapshots, inserted or written over. Its parameters (and
-/// those of every statement of [`HEAD`]) are positional, bound in the order
-/// they appear ([`head_args`]): sqlx numbers `?` across the statements of a
-/// text in turn, and does not bind `?N` past a gap in one statement's
-/// numbers.
-/// Resolved snapshots go first: they free fingerprints that open ones of
-/// the same batch may take.
+/// A snapshot, inserted or written over.
 ///
 /// An incident's fingerprint, title, severity, service, labels and
 /// `created_at` are fixed when it opens (`Incident::open`), so a row written
@@ -40,260 +29,217 @@ use super::plan::{IncidentRow, Plan};
 /// columns an `UPDATE` sets, equal or not, and two of the list indexes
 /// (`incidents_created`, `incidents_service_created`) are on those columns
 /// alone. The counters of repeats only move forward.
-const UPSERT_INCIDENTS: &str =
-    "INSERT INTO incidents (id, fingerprint, status, title, severity, service, labels, \
-alert_count, seen_count, created_at, updated_at, last_seen, resolved_at, version, state) \
-SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7, r->>8, r->>9, r->>10, \
-r->>11, r->>12, r->>13, substr(?, r->>14, r->>15) \
-FROM (SELECT value AS r FROM json_each(?) ORDER BY key) WHERE true \
+const UPSERT_INCIDENT: &str = "INSERT INTO incidents (id, fingerprint, status, title, severity, \
+service, labels, alert_count, seen_count, created_at, updated_at, last_seen, resolved_at, version, \
+state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
 ON CONFLICT (id) DO UPDATE SET status = excluded.status, alert_count = excluded.alert_count, \
 seen_count = MAX(incidents.seen_count, excluded.seen_count), updated_at = excluded.updated_at, \
 last_seen = MAX(incidents.last_seen, excluded.last_seen), resolved_at = excluded.resolved_at, \
 version = excluded.version, state = excluded.state";
 
-/// The label index, events, alerts, touches and deliveries. Events, alerts
-/// and deliveries go in in batch order (`ORDER BY key`, the array index):
-/// alert ids follow it, and of a delivery key given twice the first row
-/// stays, as a key already in the log does (`DO NOTHING`: a replayed
-/// commit never pages twice). A refreshed snapshot only replaces the one it
-/// was taken from.
-const ROWS: &str = "INSERT INTO incident_labels (key, value, created_at, incident_id, updated_at) \
-SELECT l.key, l.value, i.created_at, i.id, i.updated_at \
-FROM json_each(?) AS w CROSS JOIN incidents AS i CROSS JOIN json_each(i.labels) AS l \
-WHERE i.id = w.value \
+/// An incident's rows of the label index, from its stored labels: added
+/// when it opens, their `updated_at` moved when it changes.
+const LABEL_ROWS: &str = "INSERT INTO incident_labels (key, value, created_at, incident_id, \
+updated_at) SELECT l.key, l.value, i.created_at, i.id, i.updated_at \
+FROM incidents AS i CROSS JOIN json_each(i.labels) AS l WHERE i.id = ?1 \
 ON CONFLICT (key, value, created_at, incident_id) DO UPDATE \
-SET updated_at = excluded.updated_at WHERE incident_labels.updated_at <> excluded.updated_at;
-INSERT INTO incident_events (incident_id, seq, at, kind, body) \
-SELECT r->>0, r->>1, r->>2, r->>3, r->>4 FROM (SELECT value AS r FROM json_each(?) ORDER BY key);
-INSERT INTO alerts (incident_id, fingerprint, status, source, dedup_key, labels, annotations, \
-starts_at, ends_at, received_at, extra) \
-SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7, r->>8, r->>9, r->>10 \
-FROM (SELECT value AS r FROM json_each(?) ORDER BY key);
-WITH t(id, last_seen, seen_count, version, state) AS MATERIALIZED \
-(SELECT r->>0, r->>1, r->>2, r->>3, \
-CASE WHEN r->>3 IS NULL THEN NULL ELSE substr(?, r->>4, r->>5) END \
-FROM (SELECT value AS r FROM json_each(?))) \
-UPDATE incidents SET last_seen = MAX(incidents.last_seen, t.last_seen), \
-seen_count = MAX(incidents.seen_count, t.seen_count), \
-state = CASE WHEN incidents.version = t.version THEN t.state ELSE incidents.state END \
-FROM t WHERE incidents.id = t.id;
-INSERT INTO notifications (key, incident_id, event, recipient, transport, status, attempts, \
-last_error, external_ref, created_at, updated_at) \
-SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5, r->>6, r->>7, r->>8, r->>9, r->>10 \
-FROM (SELECT value AS r FROM json_each(?) ORDER BY key) WHERE true \
-ON CONFLICT (key) DO NOTHING";
+SET updated_at = excluded.updated_at WHERE incident_labels.updated_at <> excluded.updated_at";
 
-/// The text of the first round trip: `BEGIN IMMEDIATE`, the resolved then
-/// the open snapshots, the other rows, and the read of the attempts'
-/// delivery rows.
-pub(crate) static HEAD: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "BEGIN IMMEDIATE;\n{UPSERT_INCIDENTS};\n{UPSERT_INCIDENTS};\n{ROWS};\n{} \
-         WHERE key IN (SELECT value FROM json_each(?))",
-        deliveries::SELECT_SQL
-    )
-});
+const EVENT: &str =
+    "INSERT INTO incident_events (incident_id, seq, at, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-/// The delivery rows the attempts changed (the one parameter, a JSON array of
-/// `[id, status, attempts, last_error, external_ref, updated_at]`), then
-/// `COMMIT`.
-pub(crate) const TAIL: &str = "WITH t(id, status, attempts, last_error, external_ref, updated_at) \
-AS MATERIALIZED (SELECT r->>0, r->>1, r->>2, r->>3, r->>4, r->>5 \
-FROM (SELECT value AS r FROM json_each(?))) \
-UPDATE notifications SET status = t.status, attempts = t.attempts, last_error = t.last_error, \
-external_ref = t.external_ref, updated_at = t.updated_at FROM t WHERE notifications.id = t.id;
-COMMIT";
+const ALERT: &str = "INSERT INTO alerts (incident_id, fingerprint, status, source, dedup_key, \
+labels, annotations, starts_at, ends_at, received_at, extra) \
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
-/// A blob of states, for [`slice`]. It begins with one byte no row takes:
-/// SQLite's `substr` of a zero-length blob is NULL, not an empty blob, so
-/// a batch whose states were all empty would write NULLs.
-fn states(capacity: usize) -> Vec<u8> {
-    let mut states = Vec::with_capacity(capacity + 1);
-    states.push(0);
-    states
-}
+/// A repeat's counters; a refreshed snapshot only replaces the one it was
+/// taken from (a NULL version matches none).
+const TOUCH: &str = "UPDATE incidents SET last_seen = MAX(last_seen, ?2), \
+seen_count = MAX(seen_count, ?3), \
+state = CASE WHEN version = ?4 THEN ?5 ELSE state END WHERE id = ?1";
 
-/// A row's slice of a blob of states: `substr`'s 1-based start and length.
-fn slice(states: &mut Vec<u8>, state: &[u8]) -> (usize, usize) {
-    let start = states.len() + 1;
-    states.extend_from_slice(state);
-    (start, state.len())
-}
+/// Of a delivery key given twice the first row stays, as a key already in
+/// the log does (`DO NOTHING`: a replayed commit never pages twice).
+const DELIVERY: &str = "INSERT INTO notifications (key, incident_id, event, recipient, transport, \
+status, attempts, last_error, external_ref, created_at, updated_at) \
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (key) DO NOTHING";
 
-fn json<T: Serialize>(rows: &T, what: &str) -> Result<String, StoreError> {
-    serde_json::to_string(rows).map_err(|e| StoreError::Rejected(format!("{what} as JSON: {e}")))
-}
+/// A delivery row by its key.
+static DELIVERY_BY_KEY: LazyLock<String> =
+    LazyLock::new(|| format!("{} WHERE key = ?1", deliveries::SELECT_SQL));
 
-fn add<'q, T>(args: &mut SqliteArguments<'q>, value: T) -> Result<(), StoreError>
-where
-    T: sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + 'q,
-{
-    args.add(value)
-        .map_err(|e| StoreError::Rejected(format!("a value cannot be bound: {e}")))
-}
+const ATTEMPTED: &str = "UPDATE notifications SET status = ?2, attempts = ?3, last_error = ?4, \
+external_ref = ?5, updated_at = ?6 WHERE id = ?1";
 
-type IncidentJson<'a> = (
-    i64,
-    &'a str,
-    &'static str,
-    &'a str,
-    Option<&'a str>,
-    &'a str,
-    &'a str,
-    i64,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    i64,
-    usize,
-    usize,
-);
-
-/// Snapshot rows as JSON tuples, and the blob of their states.
-fn incidents(rows: &[IncidentRow]) -> (Vec<IncidentJson<'_>>, Vec<u8>) {
-    let mut states = states(rows.iter().map(|r| r.state.len()).sum());
-    let json = rows
-        .iter()
-        .map(|r| {
-            let (start, len) = slice(&mut states, &r.state);
-            (
-                r.id,
-                r.fingerprint.as_str(),
-                r.status,
-                r.title.as_str(),
-                r.severity.as_deref(),
-                r.service.as_str(),
-                r.labels.as_str(),
-                r.alert_count,
-                r.seen_count,
-                r.created_at,
-                r.updated_at,
-                r.last_seen,
-                r.resolved_at,
-                r.version,
-                start,
-                len,
-            )
-        })
-        .collect();
-    (json, states)
-}
-
-/// The parameters of [`HEAD`] for `plan`, and `attempt_keys` (the keys of
-/// the batch's attempts, each once).
-pub(crate) fn head_args(
+/// Writes `plan` and records `attempts` in one transaction.
+pub(super) fn commit(
+    conn: &Connection,
     plan: &Plan,
-    attempt_keys: &[&str],
-) -> Result<SqliteArguments<'static>, StoreError> {
-    let (resolved, open) = plan.incidents.split_at(plan.resolved_count());
-    let (resolved, resolved_states) = incidents(resolved);
-    let (open, open_states) = incidents(open);
-    let ids: Vec<i64> = plan.incidents.iter().map(|r| r.id).collect();
-    let events: Vec<_> = plan
-        .events
-        .iter()
-        .map(|e| (e.incident_id, e.seq, e.at, e.kind, e.body.as_str()))
-        .collect();
-    let alerts: Vec<_> = plan
-        .alerts
-        .iter()
-        .map(|a| {
-            (
-                a.incident_id,
-                a.fingerprint.as_str(),
-                a.status,
-                a.source.as_str(),
-                a.dedup_key.as_deref(),
-                a.labels.as_str(),
-                a.annotations.as_str(),
-                a.starts_at,
-                a.ends_at,
-                a.received_at,
-                a.extra.as_deref(),
-            )
-        })
-        .collect();
-    let mut touch_states = states(0);
-    let touches: Vec<_> = plan
-        .touches
-        .iter()
-        .map(|t| match &t.snapshot {
-            Some((version, state)) => {
-                let (start, len) = slice(&mut touch_states, state);
-                (t.id, t.last_seen, t.seen_count, Some(*version), start, len)
+    attempts: &[AttemptRecord],
+) -> Result<(), StoreError> {
+    transaction(conn, || {
+        write_rows(conn, plan).map_err(store_error)?;
+        if !attempts.is_empty() {
+            let mut stored = Vec::with_capacity(attempts.len());
+            for key in deliveries::keys(attempts) {
+                stored.extend(delivery_by_key(conn, key).map_err(store_error)?);
             }
-            None => (t.id, t.last_seen, t.seen_count, None, 0, 0),
-        })
-        .collect();
-    let deliveries: Vec<_> = plan
-        .deliveries
-        .iter()
-        .map(|d| {
-            (
-                d.key.as_str(),
-                d.incident_id,
-                d.event.as_str(),
-                d.recipient.as_str(),
-                d.transport.as_str(),
-                d.status,
-                d.attempts,
-                d.last_error.as_deref(),
-                d.external_ref.as_deref(),
-                d.created_at,
-                d.updated_at,
-            )
-        })
-        .collect();
-
-    let mut args = SqliteArguments::default();
-    add(&mut args, resolved_states)?;
-    add(&mut args, json(&resolved, "incidents")?)?;
-    add(&mut args, open_states)?;
-    add(&mut args, json(&open, "incidents")?)?;
-    add(&mut args, json(&ids, "incident ids")?)?;
-    add(&mut args, json(&events, "events")?)?;
-    add(&mut args, json(&alerts, "alerts")?)?;
-    add(&mut args, touch_states)?;
-    add(&mut args, json(&touches, "touches")?)?;
-    add(&mut args, json(&deliveries, "deliveries")?)?;
-    add(&mut args, json(&attempt_keys, "delivery keys")?)?;
-    Ok(args)
+            let changed = deliveries::recorded_all(stored, attempts)?;
+            write_attempts(conn, &changed).map_err(store_error)?;
+        }
+        Ok(())
+    })
 }
 
-/// The parameter of [`TAIL`]: the delivery rows `changed`, by id.
-pub(crate) fn tail_args(
-    changed: &[(i64, DeliveryRow)],
-) -> Result<SqliteArguments<'static>, StoreError> {
-    let rows: Vec<_> = changed
-        .iter()
-        .map(|(id, r)| {
-            (
-                id,
-                r.status,
-                r.attempts,
-                r.last_error.as_deref(),
-                r.external_ref.as_deref(),
-                r.updated_at,
-            )
-        })
-        .collect();
-    let mut args = SqliteArguments::default();
-    add(&mut args, json(&rows, "delivery attempts")?)?;
-    Ok(args)
+/// One attempt in a transaction of its own: the row read,
+/// `Delivery::record` applied, the row written back. An unknown key is
+/// `Rejected` (a batch of attempts skips it instead: [`commit`]).
+pub(super) fn record_attempt(
+    conn: &Connection,
+    key: &DeliveryKey,
+    outcome: &AttemptOutcome,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    transaction(conn, || {
+        let row = delivery_by_key(conn, &key.0)
+            .map_err(store_error)?
+            .ok_or_else(|| deliveries::unknown(key))?;
+        if let Some(changed) = deliveries::recorded(row, outcome, at)? {
+            write_attempts(conn, &[changed]).map_err(store_error)?;
+        }
+        Ok(())
+    })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `work` between `BEGIN IMMEDIATE` (the write lock up front) and
+/// `COMMIT`. On an error the transaction is left open; the writer rolls it
+/// back after the job (`sqlite_writer`).
+fn transaction(
+    conn: &Connection,
+    work: impl FnOnce() -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map_err(store_error)
+    };
+    run("BEGIN IMMEDIATE")?;
+    work()?;
+    run("COMMIT")?;
+    Ok(())
+}
 
-    #[test]
-    fn every_parameter_is_bound_once() {
-        let head = head_args(&Plan::default(), &[]).unwrap();
-        assert_eq!(HEAD.matches('?').count(), head.len());
-        let tail = tail_args(&[]).unwrap();
-        assert_eq!(TAIL.matches('?').count(), tail.len());
-        assert!(!HEAD.contains("?1"), "numbered parameters: {}", *HEAD);
+fn write_rows(conn: &Connection, plan: &Plan) -> rusqlite::Result<()> {
+    // Resolved snapshots first (the plan's order): they free fingerprints
+    // that open ones of the same batch may take.
+    let mut upsert = conn.prepare_cached(UPSERT_INCIDENT)?;
+    for r in &plan.incidents {
+        upsert.execute(params![
+            r.id,
+            r.fingerprint,
+            r.status,
+            r.title,
+            r.severity,
+            r.service,
+            r.labels,
+            r.alert_count,
+            r.seen_count,
+            r.created_at,
+            r.updated_at,
+            r.last_seen,
+            r.resolved_at,
+            r.version,
+            r.state,
+        ])?;
     }
+    let mut labels = conn.prepare_cached(LABEL_ROWS)?;
+    for r in &plan.incidents {
+        labels.execute([r.id])?;
+    }
+    let mut event = conn.prepare_cached(EVENT)?;
+    for e in &plan.events {
+        event.execute(params![e.incident_id, e.seq, e.at, e.kind, e.body])?;
+    }
+    let mut alert = conn.prepare_cached(ALERT)?;
+    for a in &plan.alerts {
+        alert.execute(params![
+            a.incident_id,
+            a.fingerprint,
+            a.status,
+            a.source,
+            a.dedup_key,
+            a.labels,
+            a.annotations,
+            a.starts_at,
+            a.ends_at,
+            a.received_at,
+            a.extra,
+        ])?;
+    }
+    let mut touch = conn.prepare_cached(TOUCH)?;
+    for t in &plan.touches {
+        let (version, state) = match &t.snapshot {
+            Some((version, state)) => (Some(*version), Some(state.as_slice())),
+            None => (None, None),
+        };
+        touch.execute(params![t.id, t.last_seen, t.seen_count, version, state])?;
+    }
+    let mut delivery = conn.prepare_cached(DELIVERY)?;
+    for d in &plan.deliveries {
+        delivery.execute(params![
+            d.key,
+            d.incident_id,
+            d.event,
+            d.recipient,
+            d.transport,
+            d.status,
+            d.attempts,
+            d.last_error,
+            d.external_ref,
+            d.created_at,
+            d.updated_at,
+        ])?;
+    }
+    Ok(())
+}
+
+/// The delivery row of `key`, as it is in this transaction (rows the
+/// batch itself inserted included).
+fn delivery_by_key(conn: &Connection, key: &str) -> rusqlite::Result<Option<DeliveryColumns>> {
+    conn.prepare_cached(&DELIVERY_BY_KEY)?
+        .query_row([key], delivery_columns)
+        .optional()
+}
+
+/// A row of `deliveries::SELECT_SQL`.
+fn delivery_columns(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryColumns> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+    ))
+}
+
+/// The delivery rows the attempts changed, by id.
+fn write_attempts(conn: &Connection, changed: &[(i64, DeliveryRow)]) -> rusqlite::Result<()> {
+    let mut update = conn.prepare_cached(ATTEMPTED)?;
+    for (id, r) in changed {
+        update.execute(params![
+            id,
+            r.status,
+            r.attempts,
+            r.last_error,
+            r.external_ref,
+            r.updated_at,
+        ])?;
+    }
+    Ok(())
 }

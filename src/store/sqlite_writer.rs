@@ -1,88 +1,188 @@
-//! The SQLite store's writer connection, held outside sqlx's pool.
+//! The SQLite store's writer: where every write runs, as a synchronous job
+//! on a `rusqlite` connection.
 //!
-//! Every write of a file database goes through one connection of its own
-//! (its page cache stays warm: `SqliteStore`). It was a pool of one, and
-//! sqlx pings a connection each time it goes back to a pool
-//! (`PoolConnection`'s `return_to_pool`, whatever the pool's options): a
-//! round trip to the connection's worker thread after every group commit,
-//! and the next commit's acquire waited for it, on the one path every
-//! state change takes in turn. A connection to a local file does not go
-//! stale, so here it is a plain `SqliteConnection` behind an async mutex,
-//! opened with the store and again after one was discarded.
+//! A file database's writer is a thread of its own that owns its own
+//! connection (`lim-sqlite-writer`); jobs reach it over a channel and are
+//! run one at a time, in order, each answered on a oneshot. It was an sqlx
+//! connection, on which a statement is a round trip to the connection's
+//! worker thread and every statement's result and row another message
+//! back: a group commit woke the task driving it some fifteen times (the
+//! commit thread switched 4,662 times a second for ~300 commits under the
+//! mixed ingest load, and sqlx's worker was preempted 4,350 times a
+//! second: BENCHMARKS.md, ninth session). Here a whole commit is one job:
+//! one wake of this thread, one of the task that waits for the answer.
+//! Its statements are prepared once and kept (`prepare_cached`).
 //!
-//! A write that failed as `Unavailable` (a full or failing disk) may leave
-//! sqlx's connection believing it is still inside a transaction, so such a
-//! connection is discarded (`close_on_drop`) and the next write opens a
-//! fresh one (`WriterConn::discard_after_failure`). An in-memory database
-//! is its pool's one connection, so there the writer is that pool's, and
-//! it is never discarded.
+//! An in-memory database lives on its pool's one connection, which the
+//! reads share, so there a job borrows that connection's handle from sqlx
+//! (`lock_handle`) and runs on the calling task; an in-memory database is
+//! for tests and quick tries, and such a job is short.
+//!
+//! After a failed job a transaction left open is rolled back; if that fails
+//! too, the connection is closed (which rolls it back) and the next job
+//! opens a fresh one: on a full or failing disk lim writes again once the
+//! disk has room (tests/fault_store.rs).
 
-use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use incident_actors::ports::StoreError;
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool};
-use sqlx::{ConnectOptions, Connection, Sqlite};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use rusqlite::{Connection, OpenFlags};
+use sqlx::sqlite::SqlitePool;
 
-/// Where the store's writes go.
+/// Statements a writer connection keeps prepared: a group commit's ten
+/// and the few other writes, with room to spare.
+const PREPARED_STATEMENTS: usize = 32;
+
+/// A job for the writer: given the connection, or why there is none.
+type Job = Box<dyn FnOnce(Result<&Connection, StoreError>) + Send>;
+
+/// What the writer thread is sent.
+pub(super) enum Command {
+    Run(Job),
+    /// Close the connection (a later job opens it again); answered once closed.
+    Close(tokio::sync::oneshot::Sender<()>),
+}
+
+/// How a file database's writer connection is opened.
 #[derive(Clone, Debug)]
+pub(super) struct WriterOptions {
+    pub path: PathBuf,
+    pub busy_timeout: Duration,
+    /// `PRAGMA cache_size` (negative: KiB).
+    pub cache_size: i64,
+    pub wal_autocheckpoint: u32,
+}
+
+impl WriterOptions {
+    fn open(&self) -> Result<Connection, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(store_error)?;
+        conn.busy_timeout(self.busy_timeout).map_err(store_error)?;
+        conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
+        // The pool's connections made the file a WAL database already (the
+        // journal mode is kept in the file); the rest is per connection.
+        // Commits sync nothing (`synchronous=NORMAL`): the store's
+        // `WalFlush` syncs the WAL after them, outside the write lock,
+        // before anyone is answered. Statement journals in memory: nearly
+        // every statement of a group commit needs one (a write that may
+        // abort), and past 64 KiB they spilled to a temporary file. Only
+        // here: on the read pool it would also keep every large sort in
+        // memory.
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA wal_autocheckpoint = {}; PRAGMA cache_size = {}; PRAGMA temp_store = MEMORY;",
+            self.wal_autocheckpoint, self.cache_size
+        ))
+        .map_err(store_error)?;
+        Ok(conn)
+    }
+}
+
+/// Where the store's writes run.
+#[derive(Debug)]
 pub(super) enum Writer {
-    /// A file database: one connection of its own, never pinged.
-    Own {
-        slot: Arc<Mutex<Option<SqliteConnection>>>,
-        /// Boxed: the options are large, and a pool handle is one pointer.
-        options: Box<SqliteConnectOptions>,
-    },
+    /// A file database: the writer thread's queue of jobs.
+    Own(mpsc::Sender<Command>),
     /// An in-memory database: the pool's one connection is the database.
     Shared(SqlitePool),
 }
 
-/// The writer connection while one write holds it.
-pub(super) enum WriterConn {
-    Own {
-        guard: OwnedMutexGuard<Option<SqliteConnection>>,
-        discard: bool,
-    },
-    Shared(PoolConnection<Sqlite>),
-}
-
 impl Writer {
     /// Opens the connection now, so that a database that cannot be written
-    /// is found at start and not at the first commit.
-    pub(super) async fn open(options: SqliteConnectOptions) -> Result<Writer, sqlx::Error> {
-        let conn = options.connect().await?;
-        Ok(Writer::Own {
-            slot: Arc::new(Mutex::new(Some(conn))),
-            options: Box::new(options),
-        })
+    /// is found at start and not at the first commit, and starts its
+    /// thread.
+    pub(super) fn open(options: WriterOptions) -> std::io::Result<Writer> {
+        let first = options
+            .open()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let (jobs, queue) = mpsc::channel::<Command>();
+        std::thread::Builder::new()
+            .name("lim-sqlite-writer".into())
+            .spawn(move || {
+                let mut conn = Some(first);
+                // Ends when the store drops its sender.
+                while let Ok(command) = queue.recv() {
+                    let job = match command {
+                        Command::Run(job) => job,
+                        Command::Close(answer) => {
+                            drop(conn.take());
+                            let _ = answer.send(());
+                            continue;
+                        }
+                    };
+                    if conn.is_none() {
+                        match options.open() {
+                            Ok(c) => conn = Some(c),
+                            Err(e) => {
+                                job(Err(e));
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(c) = conn.as_ref() else { continue };
+                    // A job that panics fails alone (its caller is told, its
+                    // answer dropped): the thread and later writes go on, on
+                    // a fresh connection.
+                    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(c))));
+                    if ran.is_err() || !settle(c) {
+                        conn = None;
+                    }
+                }
+            })?;
+        Ok(Writer::Own(jobs))
     }
 
-    /// The connection, once no other write holds it; a discarded one is
-    /// opened again first.
-    pub(super) async fn acquire(&self) -> Result<WriterConn, sqlx::Error> {
+    /// Runs `work` on the writer connection, after the jobs before it.
+    pub(super) async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         match self {
-            Writer::Own { slot, options } => {
-                let mut guard = slot.clone().lock_owned().await;
-                if guard.is_none() {
-                    *guard = Some(options.connect().await?);
-                }
-                Ok(WriterConn::Own {
-                    guard,
-                    discard: false,
-                })
+            Writer::Own(jobs) => {
+                let (answer, answered) = tokio::sync::oneshot::channel();
+                let job: Job = Box::new(move |conn| {
+                    let _ = answer.send(conn.and_then(work));
+                });
+                jobs.send(Command::Run(job)).map_err(|_| closed())?;
+                answered.await.map_err(|_| {
+                    StoreError::Unavailable("the SQLite write failed without an answer".into())
+                })?
             }
-            Writer::Shared(pool) => Ok(WriterConn::Shared(pool.acquire().await?)),
+            Writer::Shared(pool) => {
+                let mut conn = pool.acquire().await.map_err(super::decode::store_error)?;
+                let mut handle = conn
+                    .lock_handle()
+                    .await
+                    .map_err(super::decode::store_error)?;
+                // SAFETY: the handle is sqlx's open connection, locked out of
+                // its worker thread until `handle` drops, after `borrowed`
+                // (which does not close a handle it does not own).
+                let borrowed = unsafe { Connection::from_handle(handle.as_raw_handle().as_ptr()) }
+                    .map_err(store_error)?;
+                let result = work(&borrowed);
+                // An in-memory database's one connection is the database: it
+                // is never closed, whatever `settle` finds.
+                settle(&borrowed);
+                drop(borrowed);
+                drop(handle);
+                result
+            }
         }
     }
 
-    /// Closes the connection once the write holding it is done.
+    /// Closes the connection, after the jobs before this.
     pub(super) async fn close(&self) {
         match self {
-            Writer::Own { slot, .. } => {
-                if let Some(conn) = slot.lock().await.take() {
-                    let _ = conn.close().await;
+            Writer::Own(jobs) => {
+                let (answer, answered) = tokio::sync::oneshot::channel::<()>();
+                if jobs.send(Command::Close(answer)).is_ok() {
+                    let _ = answered.await;
                 }
             }
             Writer::Shared(pool) => pool.close().await,
@@ -90,68 +190,26 @@ impl Writer {
     }
 }
 
-impl WriterConn {
-    /// After a failed write the connection is closed instead of going back
-    /// for the next write. On a full or failing disk (SQLITE_FULL,
-    /// SQLITE_IOERR) SQLite rolls the transaction back by itself; sqlx's
-    /// rollback on drop then fails, and its connection keeps believing it
-    /// is inside a transaction, refusing every later BEGIN ("attempted to
-    /// call begin_with at non-zero transaction depth") for good: lim would
-    /// never recover once the disk had room again (tests/fault_store.rs). A
-    /// fresh connection has no such memory; closing one with a transaction
-    /// still open rolls it back. A rejected write (a constraint) is rolled
-    /// back normally and keeps its connection, and an in-memory database's
-    /// one connection is never closed ([`WriterConn::close_on_drop`]).
-    pub(super) fn discard_after_failure<T>(&mut self, result: &Result<T, StoreError>) {
-        if matches!(result, Err(StoreError::Unavailable(_))) {
-            self.close_on_drop();
-        }
-    }
-
-    /// Closes the connection when this write lets go of it, instead of
-    /// keeping it for the next (which opens a fresh one). Not an in-memory
-    /// database's: closing its one connection would drop the database.
-    pub(super) fn close_on_drop(&mut self) {
-        if let WriterConn::Own { discard, .. } = self {
-            *discard = true;
-        }
-    }
+/// After a job: a transaction it left open (it failed halfway) is rolled
+/// back. False when that failed too: the connection is to be closed, which
+/// rolls it back.
+fn settle(conn: &Connection) -> bool {
+    conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok()
 }
 
-impl Drop for WriterConn {
-    fn drop(&mut self) {
-        if let WriterConn::Own {
-            guard,
-            discard: true,
-        } = self
+fn closed() -> StoreError {
+    StoreError::Unavailable("the SQLite writer thread stopped".into())
+}
+
+/// A writer's error as the store's: a constraint the data broke is the
+/// caller's (`Rejected`), anything else the database's (`Unavailable`).
+pub(super) fn store_error(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, message)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
-            // Dropping a connection ends its worker thread, which closes the
-            // database handle and so rolls back a transaction left open.
-            guard.take();
+            StoreError::Rejected(message.clone().unwrap_or_else(|| e.to_string()))
         }
-    }
-}
-
-impl Deref for WriterConn {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        match self {
-            WriterConn::Own { guard, .. } => guard
-                .as_ref()
-                .expect("an acquired writer holds a connection until dropped"),
-            WriterConn::Shared(conn) => conn,
-        }
-    }
-}
-
-impl DerefMut for WriterConn {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        match self {
-            WriterConn::Own { guard, .. } => guard
-                .as_mut()
-                .expect("an acquired writer holds a connection until dropped"),
-            WriterConn::Shared(conn) => conn,
-        }
+        _ => StoreError::Unavailable(e.to_string()),
     }
 }
