@@ -24,6 +24,15 @@
 //! thrown away. It costs one system call that starts and ends a journal
 //! handle, no wait for a commit. On file systems without a journal the
 //! change simply succeeds and proves nothing more than the flush did.
+//!
+//! Not covered: SQLite's own checkpoint inside a commit (past
+//! `WAL_AUTOCHECKPOINT_PAGES`, when the checkpoint task falls behind) has
+//! no probe right after it; the commit's flush, probed, comes after it and
+//! refuses that commit, but the commit after, already on its way, may have
+//! started the WAL over. A loss needs that checkpoint's sync answered
+//! falsely, the database file grown by it, and the WAL's overwritten first
+//! pages written back by the kernel, all in the moment before ext4 turns
+//! read-only.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

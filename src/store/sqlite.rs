@@ -277,6 +277,9 @@ impl Checkpointer {
         Checkpointer(tokio::spawn(async move {
             let mut every = tokio::time::interval(CHECKPOINT_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The WAL's (frames, frames checkpointed) after the last
+            // checkpoint: one that finds them unchanged copied nothing.
+            let mut last = (0, 0);
             loop {
                 every.tick().await;
                 if pool.is_closed() {
@@ -287,11 +290,15 @@ impl Checkpointer {
                         .fetch_one(&pool)
                         .await;
                 match done {
-                    // The checkpoint synced the database file; that sync can
-                    // have been answered falsely as the flush's can, and the
-                    // WAL then starts over on top of frames the database
-                    // file does not hold.
-                    Ok(_) => {
+                    // A checkpoint that copied frames synced the database
+                    // file; that sync can have been answered falsely as the
+                    // flush's can, and the WAL then starts over on top of
+                    // frames the database file does not hold. (Probed only
+                    // then: an idle lim changes nothing on disk.)
+                    Ok((_, log, checkpointed))
+                        if checkpointed > 0 && (log, checkpointed) != last =>
+                    {
+                        last = (log, checkpointed);
                         let probed = wal.clone();
                         let alive = tokio::task::spawn_blocking(move || probed.journal_alive())
                             .await
@@ -301,6 +308,7 @@ impl Checkpointer {
                             wal.checkpoint_failed(&e);
                         }
                     }
+                    Ok((_, log, checkpointed)) => last = (log, checkpointed),
                     Err(sqlx::Error::PoolClosed) => return,
                     Err(e) if is_io_error(&e) => {
                         tracing::error!(error = %e, "WAL checkpoint failed to write the database file");
