@@ -493,7 +493,8 @@ impl LoopDisk {
         source.trim_start_matches("/dev/").to_string()
     }
 
-    /// A file system error: ext4 remounts itself read-only at once.
+    /// A file system error: ext4 turns itself read-only at once (remounted
+    /// `ro`; on Linux 6.x `emergency_ro`, with no remount).
     fn fail(&self) {
         let trigger = format!("/sys/fs/ext4/{}/trigger_fs_error", self.device());
         std::fs::write(&trigger, "lim fault test").unwrap_or_else(|e| panic!("{trigger}: {e}"));

@@ -52,6 +52,11 @@ impl GroupSync {
         self.committed.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    /// Tickets handed out so far: commits written.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::SeqCst)
+    }
+
     /// Why writes are refused, after a flush failed.
     pub fn poisoned(&self) -> Option<StoreError> {
         let why = self.poisoned.lock().unwrap_or_else(|e| e.into_inner());

@@ -6,8 +6,9 @@
 //! with `errors=remount-ro`, it first aborts its journal and only then,
 //! after writing its superblock, marks itself read-only. An `fdatasync`
 //! that falls in between, for a file whose last block allocation or size
-//! change was in the transaction the abort threw away, finds that
-//! transaction no longer running and returns success: the data blocks are
+//! change was in the transaction the abort threw away, can find that
+//! transaction no longer running and return success (inferred from ext4's
+//! error path, not traced; what the test saw is this): the data blocks are
 //! written, but the size and the extents that make them part of the file
 //! are not, and after the repair (fsck replays the journal) the file ends
 //! where the last committed transaction left it. `tests/fault_store.rs`
@@ -17,60 +18,57 @@
 //! earlier check of `ST_RDONLY` missed it.
 //!
 //! The abort is for good, and ext4 refuses to start a journal handle once
-//! its journal is aborted (`-EROFS`). So a size change of a file of lim's
-//! own (`<database>-sync`, one byte or none, never synced: its content is
-//! nothing) after the flush returned proves that the journal was alive
+//! its journal is aborted (`-EROFS`). So a size change of a file of the
+//! store's own after the flush returned proves that the journal was alive
 //! then, hence that the flush's transaction had committed rather than been
-//! thrown away. It costs one system call that starts and ends a journal
-//! handle, no wait for a commit. On file systems without a journal the
-//! change simply succeeds and proves nothing more than the flush did.
+//! thrown away. The file is unnamed (`O_TMPFILE` in the database's folder,
+//! or created and unlinked at once where that is missing): nobody else can
+//! change its size under the probe (a named file shared by two stores could
+//! be set to the size a probe wants already, and a change to the same size
+//! starts no handle), and nothing is left beside the database. It flips
+//! between 0 and 1 byte and is never synced; a check costs one system call
+//! that takes journal handles, no wait for a commit. The argument is
+//! ext4's (jbd2's); on other file systems the change succeeds and proves
+//! no more than the flush did.
 //!
-//! Not covered: SQLite's own checkpoint inside a commit (past
-//! `WAL_AUTOCHECKPOINT_PAGES`, when the checkpoint task falls behind) has
-//! no probe right after it; the commit's flush, probed, comes after it and
-//! refuses that commit, but the commit after, already on its way, may have
-//! started the WAL over. A loss needs that checkpoint's sync answered
-//! falsely, the database file grown by it, and the WAL's overwritten first
-//! pages written back by the kernel, all in the moment before ext4 turns
-//! read-only.
+//! Not covered: a checkpoint's sync of the database file answered falsely
+//! in the same moment, followed before the probe by a commit that starts
+//! the WAL over, whose overwritten first pages the kernel writes back
+//! before ext4 turns read-only. SQLite's own checkpoint inside a commit
+//! (past `WAL_AUTOCHECKPOINT_PAGES`) and the checkpoint task's both leave
+//! that moment open: the probe follows the checkpoint, and a commit
+//! already queued for the writer does not wait for it.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug)]
 pub(super) struct JournalProbe {
-    path: PathBuf,
     file: File,
     /// The probe's length now: 0 or 1, flipped by each check.
     long: bool,
 }
 
 impl JournalProbe {
-    /// Opens (creating if missing) `<database>-sync` beside the database.
-    pub fn open(database: &Path) -> std::io::Result<JournalProbe> {
-        let mut path = database.as_os_str().to_owned();
-        path.push("-sync");
-        let path = PathBuf::from(path);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        let long = file.metadata()?.len() > 0;
-        Ok(JournalProbe { path, file, long })
+    /// An unnamed file in `dir`, the database's folder (the same file
+    /// system, the same journal).
+    pub fn open(dir: &Path) -> std::io::Result<JournalProbe> {
+        Ok(JournalProbe {
+            file: tempfile::tempfile_in(dir)?,
+            long: false,
+        })
     }
 
     /// Changes the probe's size; an error means the file system refuses
     /// journaled changes now (failed, or read-only), and whatever it
     /// acknowledged since its last committed transaction may be gone.
-    pub fn check(&mut self) -> Result<(), String> {
+    /// `after` names what is being proved ("the WAL flush").
+    pub fn check(&mut self, after: &str) -> Result<(), String> {
         let len = if self.long { 0 } else { 1 };
         self.file.set_len(len).map_err(|e| {
             format!(
-                "{}: the file system refused a journaled change after the flush ({e}): it has \
-                 failed, and the flush may not have reached the disk",
-                self.path.display()
+                "the file system refused a journaled change after {after} ({e}): it may have \
+                 failed, and what it acknowledged may not be on disk"
             )
         })?;
         self.long = !self.long;
@@ -81,44 +79,53 @@ impl JournalProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
-    #[test]
-    fn each_check_flips_the_size_and_a_reopened_probe_carries_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("lim.db");
-        let mut probe = JournalProbe::open(&db).unwrap();
-        let size = || {
-            std::fs::metadata(dir.path().join("lim.db-sync"))
-                .unwrap()
-                .len()
-        };
-        assert_eq!(size(), 0);
-        probe.check().unwrap();
-        assert_eq!(size(), 1);
-        probe.check().unwrap();
-        assert_eq!(size(), 0);
-        probe.check().unwrap();
-        drop(probe);
-        let mut again = JournalProbe::open(&db).unwrap();
-        again.check().unwrap();
-        assert_eq!(size(), 0, "a reopened probe flips from the size it finds");
+    fn size(probe: &JournalProbe) -> u64 {
+        probe.file.metadata().unwrap().len()
     }
 
-    /// A probe whose file system refuses the change reports it: here a
-    /// descriptor opened read-only, which `set_len` cannot change.
     #[test]
-    fn a_refused_change_is_an_error_naming_the_probe() {
+    fn each_check_flips_the_size_of_an_unnamed_file() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("lim.db");
-        drop(JournalProbe::open(&db).unwrap());
-        let path = dir.path().join("lim.db-sync");
-        let mut probe = JournalProbe {
-            file: File::open(&path).unwrap(),
-            path,
-            long: false,
-        };
-        let err = probe.check().unwrap_err();
-        assert!(err.contains("lim.db-sync"), "{err}");
-        assert!(err.contains("refused a journaled change"), "{err}");
+        let mut probe = JournalProbe::open(dir.path()).unwrap();
+        assert_eq!(size(&probe), 0);
+        probe.check("a flush").unwrap();
+        assert_eq!(size(&probe), 1);
+        probe.check("a flush").unwrap();
+        assert_eq!(size(&probe), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing is left beside the database"
+        );
+    }
+
+    #[test]
+    fn two_probes_in_one_folder_do_not_share_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = JournalProbe::open(dir.path()).unwrap();
+        let b = JournalProbe::open(dir.path()).unwrap();
+        a.check("a flush").unwrap();
+        assert_eq!((size(&a), size(&b)), (1, 0));
+    }
+
+    /// A change the file refuses is an error, and the probe's idea of its
+    /// size stays what the file is. (The refusal here is the descriptor's,
+    /// reopened read-only; an aborted journal's is `EROFS`, which
+    /// tests/fault_store.rs meets on a real ext4.)
+    #[test]
+    fn a_refused_change_is_an_error_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut probe = JournalProbe::open(dir.path()).unwrap();
+        let fd = probe.file.as_raw_fd();
+        let read_only = File::open(format!("/proc/self/fd/{fd}")).unwrap();
+        let writable = std::mem::replace(&mut probe.file, read_only);
+        let err = probe.check("the WAL flush").unwrap_err();
+        assert!(err.contains("after the WAL flush"), "{err}");
+        assert!(!probe.long, "a failed check flips nothing");
+        probe.file = writable;
+        probe.check("the WAL flush").unwrap();
+        assert_eq!(size(&probe), 1);
     }
 }

@@ -152,8 +152,12 @@ impl WalFlush {
                 path.display()
             )));
         }
-        let probe = JournalProbe::open(&database).map_err(|e| {
-            StoreOpenError::Sync(format!("cannot open {}-sync: {e}", database.display()))
+        let folder = database.parent().unwrap_or(Path::new("/"));
+        let probe = JournalProbe::open(folder).map_err(|e| {
+            StoreOpenError::Sync(format!(
+                "cannot create the journal probe's file in {}: {e}",
+                folder.display()
+            ))
         })?;
         Ok(WalFlush {
             path,
@@ -193,7 +197,9 @@ impl WalFlush {
             Ok(m) => m,
             // No WAL: its last connection closed, which checkpointed it into
             // the database file, synced that, and deleted it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return self.journal_alive("the checkpoint of the WAL's last close")
+            }
             Err(e) => return Err(failed(&self.path, e)),
         };
         let mut held = self.file.lock().unwrap_or_else(|p| p.into_inner());
@@ -226,23 +232,26 @@ impl WalFlush {
         // the file system read-only afterwards has proved nothing. Newer
         // ones (6.x) keep that state inside ext4, where `statvfs` does not
         // see it, and may answer success in the moment before it: the
-        // journal probe covers both (tests/fault_store.rs caught
-        // acknowledged writes lost each way).
+        // journal probe covers both (tests/fault_store.rs caught an
+        // acknowledged write lost on Linux 6.18 that way).
         if read_only(file).map_err(|e| failed(&self.path, e))? {
             return Err(format!(
                 "{}: the file system is read-only now",
                 self.path.display()
             ));
         }
-        self.journal_alive()
+        self.journal_alive("the WAL flush")
     }
 
     /// The file system's journal was alive after the flush or checkpoint
     /// that just returned (`journal_probe`: ext4 may answer an fsync with
     /// success in the moment between aborting its journal and turning
     /// read-only, for data the aborted transaction made part of the file).
-    fn journal_alive(&self) -> Result<(), String> {
-        self.probe.lock().unwrap_or_else(|p| p.into_inner()).check()
+    fn journal_alive(&self, after: &str) -> Result<(), String> {
+        self.probe
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check(after)
     }
 
     /// A checkpoint's write or sync of the database failed: the same doubt
@@ -277,9 +286,11 @@ impl Checkpointer {
         Checkpointer(tokio::spawn(async move {
             let mut every = tokio::time::interval(CHECKPOINT_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            // The WAL's (frames, frames checkpointed) after the last
-            // checkpoint: one that finds them unchanged copied nothing.
-            let mut last = (0, 0);
+            // What the last checkpoint found: the WAL's frames, the frames
+            // checkpointed, and the commits written by then. A checkpoint
+            // that finds all three unchanged copied nothing (a WAL started
+            // over and refilled to the same count took commits).
+            let mut last = (0, 0, 0);
             loop {
                 every.tick().await;
                 if pool.is_closed() {
@@ -295,20 +306,30 @@ impl Checkpointer {
                     // flush's can, and the WAL then starts over on top of
                     // frames the database file does not hold. (Probed only
                     // then: an idle lim changes nothing on disk.)
-                    Ok((_, log, checkpointed))
-                        if checkpointed > 0 && (log, checkpointed) != last =>
-                    {
-                        last = (log, checkpointed);
+                    Ok((_, log, checkpointed)) => {
+                        let now = (log, checkpointed, wal.group.committed());
+                        if checkpointed == 0 || now == last {
+                            last = now;
+                            continue;
+                        }
+                        last = now;
                         let probed = wal.clone();
-                        let alive = tokio::task::spawn_blocking(move || probed.journal_alive())
-                            .await
-                            .unwrap_or_else(|e| Err(e.to_string()));
-                        if let Err(e) = alive {
-                            tracing::error!(error = %e, "the file system failed under a WAL checkpoint");
-                            wal.checkpoint_failed(&e);
+                        let alive = tokio::task::spawn_blocking(move || {
+                            probed.journal_alive("a WAL checkpoint")
+                        })
+                        .await;
+                        match alive {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => {
+                                tracing::error!(error = %e, "the file system failed under a WAL checkpoint");
+                                wal.group.poison(format!(
+                                    "{e}; writes are refused until lim is restarted"
+                                ));
+                            }
+                            // The runtime is shutting down.
+                            Err(_) => return,
                         }
                     }
-                    Ok((_, log, checkpointed)) => last = (log, checkpointed),
                     Err(sqlx::Error::PoolClosed) => return,
                     Err(e) if is_io_error(&e) => {
                         tracing::error!(error = %e, "WAL checkpoint failed to write the database file");
