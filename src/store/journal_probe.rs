@@ -31,13 +31,16 @@
 //! ext4's (jbd2's); on other file systems the change succeeds and proves
 //! no more than the flush did.
 //!
-//! Not covered: a checkpoint's sync of the database file answered falsely
-//! in the same moment, followed before the probe by a commit that starts
-//! the WAL over, whose overwritten first pages the kernel writes back
-//! before ext4 turns read-only. SQLite's own checkpoint inside a commit
-//! (past `WAL_AUTOCHECKPOINT_PAGES`) and the checkpoint task's both leave
-//! that moment open: the probe follows the checkpoint, and a commit
-//! already queued for the writer does not wait for it.
+//! Checkpoints have the same doubt (their sync of the database file), and
+//! a worse outcome: once a checkpoint has copied every frame, the next
+//! commit starts the WAL over on top of them. So the probe also follows
+//! every writer job (a commit may have checkpointed the WAL itself), and the
+//! next job is refused if it failed; and the checkpoint task holds a read
+//! transaction from before its checkpoint until its probe is answered,
+//! which keeps the WAL from starting over meanwhile (`sqlite.rs`). Not
+//! covered: the checkpoint SQLite runs when the last connection to the
+//! database closes, which then deletes the WAL (lim closes its last
+//! connection only when it stops).
 
 use std::fs::File;
 use std::path::Path;

@@ -254,6 +254,30 @@ impl WalFlush {
             .check(after)
     }
 
+    /// Runs one writer job, refused if the store was poisoned while it
+    /// waited in the writer's queue, and probed after it: a commit may have
+    /// checkpointed the WAL itself (past `WAL_AUTOCHECKPOINT_PAGES`), and
+    /// the next one would start the WAL over on top of frames whose copy in
+    /// the database file a false sync may have lost. So a dead journal is
+    /// found before the next job, which is then refused (`journal_probe`).
+    fn guarded<T>(
+        &self,
+        conn: &rusqlite::Connection,
+        work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Some(e) = self.group.poisoned() {
+            return Err(e);
+        }
+        let done = work(conn)?;
+        if let Err(e) = self.journal_alive("a commit") {
+            tracing::error!(error = %e, "the file system failed under a commit");
+            self.group
+                .poison(format!("{e}; writes are refused until lim is restarted"));
+            return Err(StoreError::Unavailable(e));
+        }
+        Ok(done)
+    }
+
     /// A checkpoint's write or sync of the database failed: the same doubt
     /// as a failed flush (`group_sync`), so the same refusal.
     fn checkpoint_failed(&self, error: &str) {
@@ -296,49 +320,86 @@ impl Checkpointer {
                 if pool.is_closed() {
                     return;
                 }
+                // A read transaction held on a connection of its own from
+                // before the checkpoint until its probe is answered: SQLite
+                // starts the WAL over only when no reader uses it, so no
+                // commit can overwrite frames whose copy a false sync lost
+                // before the probe has found the journal dead. (A reader
+                // that began with the WAL all checkpointed uses none of it;
+                // then the checkpoint copies nothing, and syncs nothing.)
+                let mut hold = match pool.begin().await {
+                    Ok(hold) => hold,
+                    Err(sqlx::Error::PoolClosed) => return,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "WAL checkpoint skipped; retried");
+                        continue;
+                    }
+                };
+                if let Err(e) = sqlx::query("SELECT 1 FROM store_probe LIMIT 1")
+                    .fetch_optional(&mut *hold)
+                    .await
+                {
+                    tracing::debug!(error = %e, "WAL checkpoint skipped; retried");
+                    continue;
+                }
                 let done: Result<(i64, i64, i64), sqlx::Error> =
                     sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
                         .fetch_one(&pool)
                         .await;
-                match done {
-                    // A checkpoint that copied frames synced the database
-                    // file; that sync can have been answered falsely as the
-                    // flush's can, and the WAL then starts over on top of
-                    // frames the database file does not hold. (Probed only
-                    // then: an idle lim changes nothing on disk.)
-                    Ok((_, log, checkpointed)) => {
-                        let now = (log, checkpointed, wal.group.committed());
-                        if checkpointed == 0 || now == last {
-                            last = now;
-                            continue;
-                        }
-                        last = now;
-                        let probed = wal.clone();
-                        let alive = tokio::task::spawn_blocking(move || {
-                            probed.journal_alive("a WAL checkpoint")
-                        })
-                        .await;
-                        match alive {
-                            Ok(Ok(())) => {}
-                            Ok(Err(e)) => {
-                                tracing::error!(error = %e, "the file system failed under a WAL checkpoint");
-                                wal.group.poison(format!(
-                                    "{e}; writes are refused until lim is restarted"
-                                ));
-                            }
-                            // The runtime is shutting down.
-                            Err(_) => return,
-                        }
-                    }
-                    Err(sqlx::Error::PoolClosed) => return,
-                    Err(e) if is_io_error(&e) => {
-                        tracing::error!(error = %e, "WAL checkpoint failed to write the database file");
-                        wal.checkpoint_failed(&e.to_string());
-                    }
-                    Err(e) => tracing::debug!(error = %e, "WAL checkpoint failed; retried"),
+                let settled = Self::settle(&wal, done, &mut last).await;
+                let _ = hold.rollback().await;
+                if settled.is_break() {
+                    return;
                 }
             }
         }))
+    }
+
+    /// What a checkpoint's outcome means: probed if it copied frames, the
+    /// store poisoned if its write or its probe failed; `Break` when the
+    /// pool or the runtime is closing.
+    async fn settle(
+        wal: &Arc<WalFlush>,
+        done: Result<(i64, i64, i64), sqlx::Error>,
+        last: &mut (i64, i64, u64),
+    ) -> std::ops::ControlFlow<()> {
+        use std::ops::ControlFlow;
+        match done {
+            // A checkpoint that copied frames synced the database file; that
+            // sync can have been answered falsely as the flush's can, and the
+            // WAL then starts over on top of frames the database file does
+            // not hold. (Probed only then: an idle lim changes nothing on
+            // disk.)
+            Ok((_, log, checkpointed)) => {
+                let now = (log, checkpointed, wal.group.committed());
+                if checkpointed == 0 || now == *last {
+                    *last = now;
+                    return ControlFlow::Continue(());
+                }
+                *last = now;
+                let probed = wal.clone();
+                let alive =
+                    tokio::task::spawn_blocking(move || probed.journal_alive("a WAL checkpoint"))
+                        .await;
+                match alive {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "the file system failed under a WAL checkpoint");
+                        wal.group
+                            .poison(format!("{e}; writes are refused until lim is restarted"));
+                    }
+                    // The runtime is shutting down.
+                    Err(_) => return ControlFlow::Break(()),
+                }
+            }
+            Err(sqlx::Error::PoolClosed) => return ControlFlow::Break(()),
+            Err(e) if is_io_error(&e) => {
+                tracing::error!(error = %e, "WAL checkpoint failed to write the database file");
+                wal.checkpoint_failed(&e.to_string());
+            }
+            Err(e) => tracing::debug!(error = %e, "WAL checkpoint failed; retried"),
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -450,7 +511,13 @@ impl SqliteStore {
         F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.writable()?;
-        self.writes.run(work).await
+        let wal = self.wal.clone();
+        self.writes
+            .run(move |conn| match wal {
+                None => work(conn),
+                Some(wal) => wal.guarded(conn, work),
+            })
+            .await
     }
 
     /// One statement on the writer connection, answered once durable.
