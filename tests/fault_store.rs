@@ -529,8 +529,11 @@ impl LoopDisk {
 }
 
 impl Drop for LoopDisk {
+    /// Lazily, as `SmallDisk` does: the lim started last may still be
+    /// exiting with the database open, and a plain `umount` then fails
+    /// (busy) and leaves the mount and its loop device behind for good.
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.path()).status();
+        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
     }
 }
 
