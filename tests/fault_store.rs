@@ -545,9 +545,11 @@ impl Drop for LoopDisk {
 ///
 /// The load goes on while ext4 aborts its journal. Before the store's
 /// journal probe (`src/store/journal_probe.rs`) this lost an acknowledged
-/// incident in 18 of 150 runs on Linux 6.18: an fsync answered with success
-/// between the abort and ext4 turning read-only, for WAL frames whose
-/// allocation the aborted transaction held.
+/// incident in 18 of 150 runs on Linux 6.18: the WAL's fsync had answered
+/// success for frames that were not in the file after the repair (by
+/// ext4's code, an fsync between the abort and ext4 turning read-only, for
+/// frames whose allocation the aborted transaction held; inferred, not
+/// traced).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_disk_turning_read_only_refuses_and_loses_nothing() {
     if !may_mount() {

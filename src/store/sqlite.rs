@@ -269,13 +269,20 @@ impl WalFlush {
             return Err(e);
         }
         let done = work(conn)?;
-        if let Err(e) = self.journal_alive("a commit") {
-            tracing::error!(error = %e, "the file system failed under a commit");
+        self.refuse_unless_journal_alive("a commit")
+            .map_err(StoreError::Unavailable)?;
+        Ok(done)
+    }
+
+    /// [`Self::journal_alive`] after a commit or a checkpoint, outside a
+    /// flush: a dead journal poisons the store here (a failed flush poisons
+    /// it in `group_sync`).
+    fn refuse_unless_journal_alive(&self, after: &str) -> Result<(), String> {
+        self.journal_alive(after).inspect_err(|e| {
+            tracing::error!(error = %e, "the file system failed under {after}");
             self.group
                 .poison(format!("{e}; writes are refused until lim is restarted"));
-            return Err(StoreError::Unavailable(e));
-        }
-        Ok(done)
+        })
     }
 
     /// A checkpoint's write or sync of the database failed: the same doubt
@@ -378,18 +385,14 @@ impl Checkpointer {
                 }
                 *last = now;
                 let probed = wal.clone();
-                let alive =
-                    tokio::task::spawn_blocking(move || probed.journal_alive("a WAL checkpoint"))
-                        .await;
-                match alive {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "the file system failed under a WAL checkpoint");
-                        wal.group
-                            .poison(format!("{e}; writes are refused until lim is restarted"));
-                    }
-                    // The runtime is shutting down.
-                    Err(_) => return ControlFlow::Break(()),
+                let alive = tokio::task::spawn_blocking(move || {
+                    probed.refuse_unless_journal_alive("a WAL checkpoint")
+                })
+                .await;
+                // Poisoned already if the probe failed; a join error is the
+                // runtime shutting down.
+                if alive.is_err() {
+                    return ControlFlow::Break(());
                 }
             }
             Err(sqlx::Error::PoolClosed) => return ControlFlow::Break(()),
