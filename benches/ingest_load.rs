@@ -352,6 +352,8 @@ struct Generator {
     created: VecDeque<u64>,
     next_new: Arc<AtomicU64>,
     counts: [u64; 3],
+    /// The kind of the last body written (an index of `counts`).
+    last: usize,
 }
 
 impl Generator {
@@ -379,6 +381,7 @@ impl Generator {
             created: VecDeque::new(),
             next_new,
             counts: [0; 3],
+            last: 0,
         }
     }
 
@@ -438,6 +441,7 @@ impl Generator {
                 } else {
                     Kind::Resolved
                 };
+                self.last = kind as usize;
                 match kind {
                     Kind::Repeat => {
                         let n = self.spread(self.i);
@@ -494,6 +498,8 @@ struct Report {
     lags: Vec<Duration>,
     service: Vec<Duration>,
     counts: [u64; 3],
+    /// Mixed mode: latencies by kind (repeat, new, resolved).
+    by_kind: [Vec<Duration>; 3],
 }
 
 impl Report {
@@ -505,8 +511,9 @@ impl Report {
         self.latencies.extend(other.latencies);
         self.lags.extend(other.lags);
         self.service.extend(other.service);
-        for k in 0..3 {
+        for (k, latencies) in other.by_kind.into_iter().enumerate() {
             self.counts[k] += other.counts[k];
+            self.by_kind[k].extend(latencies);
         }
     }
 }
@@ -538,7 +545,11 @@ async fn closed_loop(
                 let t = Instant::now();
                 match conn.post(&body).await {
                     Ok(status) if (200..300).contains(&status) => {
-                        r.latencies.push(t.elapsed());
+                        let latency = t.elapsed();
+                        r.latencies.push(latency);
+                        if mode == Mode::Mixed {
+                            r.by_kind[generator.last].push(latency);
+                        }
                         r.requests += 1;
                         r.alerts += alerts as u64;
                     }
@@ -975,6 +986,19 @@ async fn run(target: Target, mode: Mode, knobs: &Knobs) -> Result<Row, String> {
             " mix={}/{}/{} repeat={} new={} resolved={}",
             knobs.mix[0], knobs.mix[1], knobs.mix[2], r.counts[0], r.counts[1], r.counts[2]
         ));
+        for (name, latencies) in ["repeat", "new", "resolved"].iter().zip(&mut r.by_kind) {
+            if latencies.is_empty() {
+                continue;
+            }
+            latencies.sort_unstable();
+            let mean = latencies.iter().sum::<Duration>() / latencies.len() as u32;
+            line.push_str(&format!(
+                " {name}_mean_ms={:.2} {name}_p50_ms={:.2} {name}_p99_ms={:.2}",
+                ms(mean),
+                ms(percentile(latencies, 0.50)),
+                ms(percentile(latencies, 0.99)),
+            ));
+        }
     }
     if mode == Mode::Rate {
         line.push_str(&format!(

@@ -20,6 +20,7 @@ mod deliveries;
 mod group_sync;
 mod heartbeats;
 mod journal_probe;
+mod label_backlog;
 mod plan;
 pub mod postgres;
 mod query;

@@ -8,10 +8,11 @@
 //! on. A small pool: reads run concurrently, writes come from the single
 //! persistence actor and take the write lock up front (`BEGIN IMMEDIATE`).
 //! `sqlite::memory:` gives a private in-memory database on one connection,
-//! for quick tests. A commit also keeps `incident_labels`, the label index
+//! for quick tests. The store also keeps `incident_labels`, the label index
 //! of the incident list that SQLite cannot build inside a JSON column (its
 //! rows carry each incident's `created_at` and `updated_at`, the list's two
-//! orders). Writes run on a writer connection of their own, a `rusqlite`
+//! orders), a little behind the commits and caught up before any list that
+//! reads it (`label_backlog`). Writes run on a writer connection of their own, a `rusqlite`
 //! connection owned by a thread (`sqlite_writer`): a group commit is one
 //! job there, prepared statements run row by row (`sqlite_batch`). Reads
 //! go through sqlx's pool. The WAL is checkpointed every 500 ms on a
@@ -40,6 +41,7 @@ use super::deliveries::{self, DeliveryColumns};
 use super::group_sync::GroupSync;
 use super::heartbeats;
 use super::journal_probe::JournalProbe;
+use super::label_backlog;
 use super::plan::{plan, Plan};
 use super::query::{list_sql, Dialect, Param};
 use super::silences;
@@ -84,6 +86,9 @@ pub struct SqliteStore {
     /// The WAL checkpoint task of a file database, stopped with the last
     /// clone of the store.
     _checkpointer: Option<Arc<Checkpointer>>,
+    /// The label index's catch-up task (`label_backlog`), stopped with the
+    /// last clone of the store or by [`SqliteStore::close`].
+    labels: Arc<LabelCatchUp>,
     /// A file database's WAL flush, run after each write outside the
     /// write lock (`group_sync`).
     wal: Option<Arc<WalFlush>>,
@@ -412,6 +417,70 @@ impl Drop for Checkpointer {
     }
 }
 
+/// Runs `work` on the writer connection, unless writes are refused; on a
+/// file database guarded by its WAL flush (`WalFlush::guarded`).
+async fn run_on_writer<T, F>(
+    writes: &Writer,
+    wal: Option<Arc<WalFlush>>,
+    work: F,
+) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    if let Some(e) = wal.as_ref().and_then(|w| w.group.poisoned()) {
+        return Err(e);
+    }
+    writes
+        .run(move |conn| match wal {
+            None => work(conn),
+            Some(wal) => wal.guarded(conn, work),
+        })
+        .await
+}
+
+/// Catches the label index up with every incident named in its backlog,
+/// a writer job per [`label_backlog::CHUNK`] of them, so that group commits
+/// go between the jobs of a long backlog.
+async fn catch_up_labels(writes: &Writer, wal: Option<Arc<WalFlush>>) -> Result<(), StoreError> {
+    while run_on_writer(writes, wal.clone(), label_backlog::catch_up_chunk).await? {}
+    Ok(())
+}
+
+/// Catches the label index up every [`label_backlog::CATCH_UP_EVERY`],
+/// so that its backlog stays short and a list query seldom waits for one.
+#[derive(Debug)]
+struct LabelCatchUp(tokio::task::JoinHandle<()>);
+
+impl LabelCatchUp {
+    fn start(writes: Arc<Writer>, wal: Option<Arc<WalFlush>>) -> Self {
+        LabelCatchUp(tokio::spawn(async move {
+            let mut every = tokio::time::interval(label_backlog::CATCH_UP_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                every.tick().await;
+                match catch_up_labels(&writes, wal.clone()).await {
+                    Ok(()) => failing = false,
+                    // Said once per spell of failures: the store's health
+                    // and the commits report the disk.
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "the label index could not catch up; retried");
+                    }
+                    Err(_) => {}
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for LabelCatchUp {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl SqliteStore {
     /// Opens the database at `url`, creating the file and its folder if
     /// missing, and runs the migrations.
@@ -485,11 +554,13 @@ impl SqliteStore {
             let checkpointer = Checkpointer::start(pool.clone(), wal.clone());
             (Some(wal), Some(Arc::new(checkpointer)))
         };
+        let labels = Arc::new(LabelCatchUp::start(writes.clone(), wal.clone()));
         let store = SqliteStore {
             writes,
             wal,
             pool,
             _checkpointer: checkpointer,
+            labels,
         };
         // The migrations' own commits, synced like any write.
         store
@@ -499,28 +570,14 @@ impl SqliteStore {
         Ok(store)
     }
 
-    /// Refused once a WAL flush or a checkpoint has failed (`group_sync`).
-    fn writable(&self) -> Result<(), StoreError> {
-        match self.wal.as_ref().and_then(|w| w.group.poisoned()) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    /// Runs `work` on the writer connection, unless writes are refused.
+    /// Runs `work` on the writer connection, unless writes are refused
+    /// (once a WAL flush or a checkpoint has failed: `group_sync`).
     async fn on_writer<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        self.writable()?;
-        let wal = self.wal.clone();
-        self.writes
-            .run(move |conn| match wal {
-                None => work(conn),
-                Some(wal) => wal.guarded(conn, work),
-            })
-            .await
+        run_on_writer(&self.writes, self.wal.clone(), work).await
     }
 
     /// One statement on the writer connection, answered once durable.
@@ -560,6 +617,8 @@ impl SqliteStore {
 
     /// Closes every connection (waits for those in use).
     pub async fn close(&self) {
+        // Before the writer closes: a catch-up would open it again.
+        self.labels.0.abort();
         self.writes.close().await;
         self.pool.close().await;
     }
@@ -662,6 +721,11 @@ impl Store for SqliteStore {
 
     async fn list_incidents(&self, query: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
         let list = list_sql(query, Dialect::Sqlite)?;
+        // A label filter reads the label index, whichever way the query
+        // goes (`query.rs`): caught up first with every commit so far.
+        if !query.labels.is_empty() {
+            catch_up_labels(&self.writes, self.wal.clone()).await?;
+        }
         let mut q = sqlx::query_as(&list.sql);
         for param in &list.params {
             q = match param {

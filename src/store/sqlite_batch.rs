@@ -18,6 +18,7 @@ use incident_actors::time::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::deliveries::{self, DeliveryColumns, DeliveryRow};
+use super::label_backlog;
 use super::plan::Plan;
 use super::sqlite_writer::store_error;
 
@@ -36,14 +37,6 @@ ON CONFLICT (id) DO UPDATE SET status = excluded.status, alert_count = excluded.
 seen_count = MAX(incidents.seen_count, excluded.seen_count), updated_at = excluded.updated_at, \
 last_seen = MAX(incidents.last_seen, excluded.last_seen), resolved_at = excluded.resolved_at, \
 version = excluded.version, state = excluded.state";
-
-/// An incident's rows of the label index, from its stored labels: added
-/// when it opens, their `updated_at` moved when it changes.
-const LABEL_ROWS: &str = "INSERT INTO incident_labels (key, value, created_at, incident_id, \
-updated_at) SELECT l.key, l.value, i.created_at, i.id, i.updated_at \
-FROM incidents AS i CROSS JOIN json_each(i.labels) AS l WHERE i.id = ?1 \
-ON CONFLICT (key, value, created_at, incident_id) DO UPDATE \
-SET updated_at = excluded.updated_at WHERE incident_labels.updated_at <> excluded.updated_at";
 
 const EVENT: &str =
     "INSERT INTO incident_events (incident_id, seq, at, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -152,9 +145,10 @@ fn write_rows(conn: &Connection, plan: &Plan) -> rusqlite::Result<()> {
             r.state,
         ])?;
     }
-    let mut labels = conn.prepare_cached(LABEL_ROWS)?;
+    // Their label rows follow in a catch-up of their own (`label_backlog`).
+    let mut named = conn.prepare_cached(label_backlog::NAME)?;
     for r in &plan.incidents {
-        labels.execute([r.id])?;
+        named.execute([r.id])?;
     }
     let mut event = conn.prepare_cached(EVENT)?;
     for e in &plan.events {
