@@ -20,6 +20,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +90,8 @@ pub struct SqliteStore {
     /// The label index's catch-up task (`label_backlog`), stopped with the
     /// last clone of the store or by [`SqliteStore::close`].
     labels: Arc<LabelCatchUp>,
+    /// What the label index has caught up with.
+    label_commits: Arc<LabelCommits>,
     /// A file database's WAL flush, run after each write outside the
     /// write lock (`group_sync`).
     wal: Option<Arc<WalFlush>>,
@@ -441,10 +444,33 @@ where
 
 /// Catches the label index up with every incident named in its backlog,
 /// a writer job per [`label_backlog::CHUNK`] of them, so that group commits
-/// go between the jobs of a long backlog.
-async fn catch_up_labels(writes: &Writer, wal: Option<Arc<WalFlush>>) -> Result<(), StoreError> {
+/// go between the jobs of a long backlog. Nothing to do (no writer job)
+/// when no commit returned since the last catch-up that emptied it.
+async fn catch_up_labels(
+    writes: &Writer,
+    wal: Option<Arc<WalFlush>>,
+    commits: &LabelCommits,
+) -> Result<(), StoreError> {
+    let named = commits.named.load(Ordering::SeqCst);
+    if commits.caught_up.load(Ordering::SeqCst) == named + 1 {
+        return Ok(());
+    }
     while run_on_writer(writes, wal.clone(), label_backlog::catch_up_chunk).await? {}
+    // Every commit counted in `named` had returned, names written, before
+    // this catch-up began, so it caught them up.
+    commits.caught_up.fetch_max(named + 1, Ordering::SeqCst);
     Ok(())
+}
+
+/// Which commits the label index has caught up with: `named` counts the
+/// commits that returned (each may have named incidents in the backlog),
+/// `caught_up` is one more than the count the latest catch-up that emptied
+/// the backlog started from, and 0 (unknown) until one has: the backlog
+/// may hold names from before a restart.
+#[derive(Debug, Default)]
+struct LabelCommits {
+    named: AtomicU64,
+    caught_up: AtomicU64,
 }
 
 /// Catches the label index up every [`label_backlog::CATCH_UP_EVERY`],
@@ -453,14 +479,14 @@ async fn catch_up_labels(writes: &Writer, wal: Option<Arc<WalFlush>>) -> Result<
 struct LabelCatchUp(tokio::task::JoinHandle<()>);
 
 impl LabelCatchUp {
-    fn start(writes: Arc<Writer>, wal: Option<Arc<WalFlush>>) -> Self {
+    fn start(writes: Arc<Writer>, wal: Option<Arc<WalFlush>>, commits: Arc<LabelCommits>) -> Self {
         LabelCatchUp(tokio::spawn(async move {
             let mut every = tokio::time::interval(label_backlog::CATCH_UP_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut failing = false;
             loop {
                 every.tick().await;
-                match catch_up_labels(&writes, wal.clone()).await {
+                match catch_up_labels(&writes, wal.clone(), &commits).await {
                     Ok(()) => failing = false,
                     // Said once per spell of failures: the store's health
                     // and the commits report the disk.
@@ -554,13 +580,19 @@ impl SqliteStore {
             let checkpointer = Checkpointer::start(pool.clone(), wal.clone());
             (Some(wal), Some(Arc::new(checkpointer)))
         };
-        let labels = Arc::new(LabelCatchUp::start(writes.clone(), wal.clone()));
+        let label_commits = Arc::new(LabelCommits::default());
+        let labels = Arc::new(LabelCatchUp::start(
+            writes.clone(),
+            wal.clone(),
+            label_commits.clone(),
+        ));
         let store = SqliteStore {
             writes,
             wal,
             pool,
             _checkpointer: checkpointer,
             labels,
+            label_commits,
         };
         // The migrations' own commits, synced like any write.
         store
@@ -682,6 +714,9 @@ impl Store for SqliteStore {
         let attempts = batch.attempts.clone();
         self.on_writer(move |conn| batch::commit(conn, &plan, &attempts))
             .await?;
+        // Counted once written (and before anyone is answered): a label
+        // list from here on catches the index up with it.
+        self.label_commits.named.fetch_add(1, Ordering::SeqCst);
         // The ticket is taken now, after the commit returned: a flush that
         // starts from here on covers it.
         Ok(self.durability())
@@ -724,7 +759,7 @@ impl Store for SqliteStore {
         // A label filter reads the label index, whichever way the query
         // goes (`query.rs`): caught up first with every commit so far.
         if !query.labels.is_empty() {
-            catch_up_labels(&self.writes, self.wal.clone()).await?;
+            catch_up_labels(&self.writes, self.wal.clone(), &self.label_commits).await?;
         }
         let mut q = sqlx::query_as(&list.sql);
         for param in &list.params {
