@@ -18,7 +18,9 @@
 //! the commit used to, and deletes those names. The store runs catch-ups
 //! every [`CATCH_UP_EVERY`] and, so that a list never misses an incident
 //! already answered for, before every list query with a label filter (every
-//! such query reads the label index, `query.rs`).
+//! such query reads the label index, `query.rs`), which it skips when no
+//! commit returned since the last catch-up that emptied the backlog
+//! (`sqlite.rs`, `LabelCommits`).
 //!
 //! Nothing is lost on a crash: a name commits with its incident's snapshot,
 //! and leaves in the transaction that writes the label rows, so the names
