@@ -37,7 +37,7 @@
 //! every writer job (a commit may have checkpointed the WAL itself), and the
 //! next job is refused if it failed; and the checkpoint task holds a read
 //! transaction from before its checkpoint until its probe is answered,
-//! which keeps the WAL from starting over meanwhile (`sqlite.rs`). Not
+//! which keeps the WAL from starting over meanwhile (`sqlite_wal.rs`). Not
 //! covered: the checkpoint SQLite runs when the last connection to the
 //! database closes, which then deletes the WAL (lim closes its last
 //! connection only when it stops).

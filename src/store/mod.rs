@@ -28,6 +28,7 @@ mod silences;
 pub mod sqlite;
 mod sqlite_allocator;
 mod sqlite_batch;
+mod sqlite_wal;
 mod sqlite_writer;
 
 use std::path::PathBuf;
