@@ -106,7 +106,7 @@ where
     T: Send + 'static,
     F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
 {
-    if let Some(e) = wal.as_ref().and_then(|w| w.group.poisoned()) {
+    if let Some(e) = wal.as_ref().and_then(|w| w.refusal()) {
         return Err(e);
     }
     writes

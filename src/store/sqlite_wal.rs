@@ -56,7 +56,7 @@ pub(super) struct WalFlush {
     /// `<database>-wal`, the database's path resolved (SQLite follows a
     /// symbolic link to the database and keeps its WAL beside the target).
     path: PathBuf,
-    pub(super) group: GroupSync,
+    group: GroupSync,
     /// The WAL file last synced, kept open.
     file: std::sync::Mutex<Option<std::fs::File>>,
     /// Proves, after each flush and checkpoint, that the file system's
@@ -181,6 +181,12 @@ impl WalFlush {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .check(after)
+    }
+
+    /// Why writes are refused (a flush, a checkpoint or the journal
+    /// failed), if they are.
+    pub(super) fn refusal(&self) -> Option<StoreError> {
+        self.group.poisoned()
     }
 
     /// Runs one writer job, refused if the store was poisoned while it
