@@ -29,6 +29,7 @@ pub mod sqlite;
 mod sqlite_allocator;
 mod sqlite_batch;
 mod sqlite_wal;
+mod sqlite_wal_gather;
 mod sqlite_writer;
 
 use std::path::PathBuf;

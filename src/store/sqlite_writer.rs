@@ -61,7 +61,12 @@ impl WriterOptions {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags).map_err(store_error)?;
+        // Its WAL writes gathered, a commit's frames one write
+        // (`sqlite_wal_gather`); the read pool stays on SQLite's default VFS.
+        super::sqlite_wal_gather::register().map_err(StoreError::Unavailable)?;
+        let conn =
+            Connection::open_with_flags_and_vfs(&self.path, flags, super::sqlite_wal_gather::NAME)
+                .map_err(store_error)?;
         conn.busy_timeout(self.busy_timeout).map_err(store_error)?;
         conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
         // The pool's connections made the file a WAL database already (the
