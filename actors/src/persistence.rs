@@ -9,10 +9,11 @@
 //! and when idle a write is committed at once: the wait is bounded by one
 //! commit in flight, the size by `max_batch`. Callers get their answer only
 //! after their batch is committed and durable (or failed: then nothing of
-//! it was). The two are apart (`Store::commit_pipelined`): once a batch is
-//! written the actor goes on with the next one while a task of its own
-//! waits for the first one's WAL flush and then answers its callers, so
-//! the writer is not idle for the fsync.
+//! it was). A store may hand the two back apart (`Store::commit_pipelined`):
+//! then once a batch is written the actor goes on with the next one while
+//! a task of its own waits for the first one's WAL flush and then answers
+//! its callers. Neither store does now (SQLite syncs a group commit on its
+//! writer thread, PostgreSQL commits durably), so the wait is the commit.
 //!
 //! Repeats (`Touch`) carry no answer; they are merged per incident and
 //! written every `touch_flush_interval` (with the batch pending then, if

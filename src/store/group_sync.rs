@@ -1,17 +1,19 @@
-//! Group sync: commits whose WAL flush runs after the transaction, outside
-//! the database's write lock, and is shared by every commit that returned
-//! before it started.
+//! Group sync: writes whose WAL flush runs after the transaction and is
+//! shared by every write that returned before it started.
 //!
-//! Why: with the flush inside the commit (SQLite's `synchronous=FULL`,
-//! PostgreSQL's `synchronous_commit=on`) the one writer sits idle for the
-//! whole fsync (about 2 ms of a 7 ms SQLite cycle under the mixed load),
-//! holding the write lock. Here a commit is written without the flush,
-//! takes a ticket, and its [`Durability`](incident_actors::ports::Durability)
-//! waits until one flush started after it has completed. Meanwhile the
-//! writer writes the next batch; whoever waits on a batch (the persistence
-//! actor answers nobody before its durability is `Ok`) waits as long as
-//! before. One flush covers every commit that returned before it began, so
-//! concurrent waiters share it.
+//! Why: SQLite's store writes everything on one writer thread, and its
+//! writes other than group commits (repeat counters, the label index's
+//! catch-up, single statements) need not hold that thread for an fsync.
+//! Such a write is written without the flush, takes a ticket, and waits
+//! until one flush started after it has completed; one flush covers every
+//! write that returned before it began, so concurrent waiters share it.
+//! A group commit syncs on the writer thread instead, right after its
+//! transaction (`WalFlush::guarded_and_synced`), and marks its ticket
+//! synced ([`GroupSync::synced_up_to`]): the flush was a wake-up of a
+//! pool thread and of the task waiting for it per commit, and at a fixed
+//! mixed load the sync on the writer costs 10 % less CPU for the same p99
+//! (BENCHMARKS.md, thirteenth session; it used to hold the writer too long
+//! before a commit's WAL frames went out in one write, twelfth session).
 //!
 //! A flush that fails poisons the store: after a failed fsync the kernel
 //! may have dropped the dirty pages it could not write (and marked them
@@ -95,17 +97,27 @@ impl GroupSync {
                 self.synced.fetch_max(covered, Ordering::SeqCst);
                 Ok(())
             }
-            Err(e) => {
-                let why = format!(
-                    "flushing the write-ahead log failed ({e}); writes are refused until lim is \
-                     restarted, because what was written since the last successful flush may not \
-                     be on disk"
-                );
-                tracing::error!(error = %e, "write-ahead log flush failed; the store refuses writes until restarted");
-                self.poison(why.clone());
-                Err(StoreError::Unavailable(why))
-            }
+            Err(e) => Err(self.flush_failed(&e)),
         }
+    }
+
+    /// A flush run by its caller (not queued here) covered every ticket up
+    /// to `covered`, taken before it started.
+    pub fn synced_up_to(&self, covered: u64) {
+        self.synced.fetch_max(covered, Ordering::SeqCst);
+    }
+
+    /// A flush failed with `e`: every later write is refused; the error
+    /// its waiters get.
+    pub fn flush_failed(&self, e: &str) -> StoreError {
+        let why = format!(
+            "flushing the write-ahead log failed ({e}); writes are refused until lim is \
+             restarted, because what was written since the last successful flush may not \
+             be on disk"
+        );
+        tracing::error!(error = %e, "write-ahead log flush failed; the store refuses writes until restarted");
+        self.poison(why.clone());
+        StoreError::Unavailable(why)
     }
 }
 

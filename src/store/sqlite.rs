@@ -2,9 +2,11 @@
 //!
 //! WAL journal; every write's WAL frames are fsynced before the write is
 //! answered (a committed batch survives a power cut, so an ingest answered
-//! 2xx is durable), but after its transaction, outside the write lock, so
-//! the next batch is written meanwhile (`synchronous=NORMAL` plus
-//! [`WalFlush`], in `sqlite_wal`; see `group_sync`). A 5 s busy timeout, foreign keys
+//! 2xx is durable): a group commit's on the writer thread right after its
+//! transaction, the store's other writes by a flush they share, after
+//! theirs (`synchronous=NORMAL` plus [`WalFlush`], in `sqlite_wal`; see
+//! `group_sync`). The writer connection writes a commit's WAL frames in
+//! one write (`sqlite_wal_gather`). A 5 s busy timeout, foreign keys
 //! on. A small pool: reads run concurrently, writes come from the single
 //! persistence actor and take the write lock up front (`BEGIN IMMEDIATE`).
 //! `sqlite::memory:` gives a private in-memory database on one connection,
@@ -90,8 +92,8 @@ pub struct SqliteStore {
     labels: Arc<LabelCatchUp>,
     /// What the label index has caught up with.
     label_commits: Arc<LabelCommits>,
-    /// A file database's WAL flush, run after each write outside the
-    /// write lock (`group_sync`).
+    /// A file database's WAL flush: on the writer thread after a group
+    /// commit, shared by the other writes after theirs (`group_sync`).
     wal: Option<Arc<WalFlush>>,
 }
 
@@ -215,7 +217,7 @@ impl SqliteStore {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 // Commits sync nothing; `WalFlush` syncs the WAL after them,
-                // outside the write lock, before anyone is answered.
+                // before anyone is answered.
                 .synchronous(SqliteSynchronous::Normal)
                 .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
             // Reads only (writes have a connection of their own). No ping
@@ -377,24 +379,33 @@ fn db_id(id: IncidentId) -> Result<i64, StoreError> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    /// Durable when the writer job returns: a file database's WAL is synced
+    /// on the writer thread right after the commit
+    /// (`WalFlush::guarded_and_synced`), so `commit_pipelined` is the
+    /// default, this.
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
-        self.commit_pipelined(batch).await?.await
-    }
-
-    async fn commit_pipelined(&self, batch: &WriteBatch) -> Result<Durability, StoreError> {
         if batch.is_empty() {
-            return Ok(Box::pin(std::future::ready(Ok(()))));
+            return Ok(());
         }
         let plan = plan(batch)?;
         let attempts = batch.attempts.clone();
-        self.on_writer(move |conn| batch::commit(conn, &plan, &attempts))
+        let wal = self.wal.clone();
+        if let Some(e) = wal.as_ref().and_then(|w| w.refusal()) {
+            return Err(e);
+        }
+        self.writes
+            .run(move |conn| {
+                let work = |conn: &rusqlite::Connection| batch::commit(conn, &plan, &attempts);
+                match wal {
+                    None => work(conn),
+                    Some(wal) => wal.guarded_and_synced(conn, work),
+                }
+            })
             .await?;
         // Counted once written (and before anyone is answered): a label
         // list from here on catches the index up with it.
         self.label_commits.named.fetch_add(1, Ordering::SeqCst);
-        // The ticket is taken now, after the commit returned: a flush that
-        // starts from here on covers it.
-        Ok(self.durability())
+        Ok(())
     }
 
     async fn load_open_incidents(&self) -> Result<Vec<Incident>, StoreError> {

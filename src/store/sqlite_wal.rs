@@ -1,6 +1,8 @@
 //! A file database's WAL, made durable and kept short: [`WalFlush`] syncs
-//! the WAL after the commits that returned before it (shared by all of
-//! them, `group_sync`), refuses every later write once a sync, a
+//! the WAL on the writer thread right after each group commit
+//! ([`WalFlush::guarded_and_synced`]) and, for the store's other writes,
+//! after the writes that returned before it (shared by all of them,
+//! `group_sync`); it refuses every later write once a sync, a
 //! checkpoint or the file system's journal has failed, and guards each
 //! writer job with that refusal; [`Checkpointer`] copies the WAL into the
 //! database file every [`CHECKPOINT_EVERY`] on a connection of the read
@@ -57,11 +59,23 @@ pub(super) struct WalFlush {
     /// symbolic link to the database and keeps its WAL beside the target).
     path: PathBuf,
     group: GroupSync,
-    /// The WAL file last synced, kept open.
-    file: std::sync::Mutex<Option<std::fs::File>>,
+    /// The WAL file last synced, kept open, and the first flush failure:
+    /// flushes run one at a time under this lock (the group flush on the
+    /// blocking pool, a group commit's on the writer thread).
+    file: std::sync::Mutex<HeldWal>,
     /// Proves, after each flush and checkpoint, that the file system's
     /// journal was still alive (`journal_probe`).
     probe: std::sync::Mutex<JournalProbe>,
+}
+
+#[derive(Debug, Default)]
+struct HeldWal {
+    file: Option<std::fs::File>,
+    /// Set by a flush that failed, and every later flush fails with it: the
+    /// kernel reports a failed writeback once, so a flush right after could
+    /// succeed over pages the failed one lost, before the store is
+    /// poisoned by whoever waited on the failed one.
+    failed: Option<String>,
 }
 
 impl WalFlush {
@@ -91,7 +105,7 @@ impl WalFlush {
         Ok(WalFlush {
             path,
             group: GroupSync::default(),
-            file: std::sync::Mutex::new(None),
+            file: std::sync::Mutex::new(HeldWal::default()),
             probe: std::sync::Mutex::new(probe),
         })
     }
@@ -120,6 +134,19 @@ impl WalFlush {
     /// or the held one unlinked: an inode number can be reused), the new
     /// one is opened and its folder synced, so that its name is on disk too.
     fn sync(&self) -> Result<(), String> {
+        let mut held = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = &held.failed {
+            return Err(e.clone());
+        }
+        let synced = self.sync_held(&mut held.file);
+        if let Err(e) = &synced {
+            held.failed = Some(e.clone());
+        }
+        synced
+    }
+
+    /// [`Self::sync`] with the file's lock held.
+    fn sync_held(&self, held: &mut Option<std::fs::File>) -> Result<(), String> {
         use std::os::unix::fs::MetadataExt;
         let failed = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
         let at_path = match std::fs::metadata(&self.path) {
@@ -131,7 +158,6 @@ impl WalFlush {
             }
             Err(e) => return Err(failed(&self.path, e)),
         };
-        let mut held = self.file.lock().unwrap_or_else(|p| p.into_inner());
         let current = match held.as_ref() {
             Some(f) => f
                 .metadata()
@@ -183,6 +209,31 @@ impl WalFlush {
             .check(after)
     }
 
+    /// [`Self::guarded`] for a group commit, answered once durable when it
+    /// returns: the WAL is synced here, on the writer thread, right after
+    /// the commit (that sync probes the journal too). A flush on the
+    /// blocking pool after the job cost a wake-up of a pool thread and of
+    /// the task waiting for it per commit, and the commit's callers waited
+    /// in the flushes' queue; with a commit's frames in one write
+    /// (`sqlite_wal_gather`) the writer has the time for the sync
+    /// (BENCHMARKS.md, thirteenth session: 10 % less CPU at a fixed mixed
+    /// load, the same p99). The store's other writes (repeat counters, the
+    /// label index, single statements) keep the shared flush.
+    pub(super) fn guarded_and_synced<T>(
+        &self,
+        conn: &rusqlite::Connection,
+        work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.run_guarded(conn, work, || {
+            // Taken after the commit returned and before the sync starts, as
+            // a shared flush's waiters take theirs: the sync covers it.
+            let covered = self.group.ticket();
+            self.sync().map_err(|e| self.group.flush_failed(&e))?;
+            self.group.synced_up_to(covered);
+            Ok(())
+        })
+    }
+
     /// Why writes are refused (a flush, a checkpoint or the journal
     /// failed), if they are.
     pub(super) fn refusal(&self) -> Option<StoreError> {
@@ -200,12 +251,25 @@ impl WalFlush {
         conn: &rusqlite::Connection,
         work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.run_guarded(conn, work, || {
+            self.refuse_unless_journal_alive("a commit")
+                .map_err(StoreError::Unavailable)
+        })
+    }
+
+    /// `work`, refused if the store is poisoned, then `after` (the probe or
+    /// the sync), whose failure fails the job.
+    fn run_guarded<T>(
+        &self,
+        conn: &rusqlite::Connection,
+        work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+        after: impl FnOnce() -> Result<(), StoreError>,
+    ) -> Result<T, StoreError> {
         if let Some(e) = self.group.poisoned() {
             return Err(e);
         }
         let done = work(conn)?;
-        self.refuse_unless_journal_alive("a commit")
-            .map_err(StoreError::Unavailable)?;
+        after()?;
         Ok(done)
     }
 
