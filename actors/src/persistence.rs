@@ -335,17 +335,34 @@ impl PersistenceState {
                 // Written: the next batch can go while this one's WAL is
                 // flushed; its callers are answered once that is done.
                 let replies: Vec<_> = callers.into_iter().map(|(_, reply)| reply).collect();
-                if let Some(durability) = durability {
+                if let Some(mut durability) = durability {
+                    // A store durable on return (both now) hands back a wait
+                    // that is over: its callers are answered here, without a
+                    // task and its wake-up per commit.
+                    let ready = futures::FutureExt::now_or_never(&mut durability);
                     let ctx = self.ctx.clone();
-                    self.flushing = Some(tokio::spawn(async move {
-                        let durable = durability.await;
-                        ctx.store_health.record(&durable, &*ctx.clock);
+                    let answer = move |durable: &Result<(), StoreError>| {
+                        ctx.store_health.record(durable, &*ctx.clock);
                         for reply in replies {
                             let _ = reply
                                 .send(durable.as_ref().map(|_| ()).map_err(failure_for_waiter));
                         }
-                        durable
-                    }));
+                    };
+                    match ready {
+                        Some(Ok(())) => answer(&Ok(())),
+                        Some(failed) => {
+                            answer(&failed);
+                            // Reported by the next `flushed`, as a task's.
+                            self.flushing = Some(tokio::spawn(std::future::ready(failed)));
+                        }
+                        None => {
+                            self.flushing = Some(tokio::spawn(async move {
+                                let durable = durability.await;
+                                answer(&durable);
+                                durable
+                            }));
+                        }
+                    }
                 }
             }
             Err(StoreError::Rejected(why)) if callers.len() > 1 => {

@@ -366,7 +366,10 @@ pub type Durability =
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Commits a batch in one transaction, durably: when this returns `Ok`
-    /// the batch survives a crash or a power cut.
+    /// the batch survives a crash or a power cut. An error means it is not
+    /// known to be durable: nothing of it was written, or (a store that
+    /// syncs after its transaction, SQLite) the sync failed after it was,
+    /// and then the store refuses every later write until restarted.
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError>;
     /// Commits a batch like [`commit`](Store::commit), but may return as
     /// soon as the transaction is written and visible to readers, with the
@@ -374,8 +377,8 @@ pub trait Store: Send + Sync + 'static {
     /// persistence actor writes the next batch while the last one is
     /// flushed, and answers nobody before its [`Durability`] is `Ok`; so the
     /// writer is not idle during the flush, and durability is what it was.
-    /// An error here means nothing of the batch was written, as for
-    /// `commit`. The default is `commit` itself, durable on return.
+    /// An error here means what it means for `commit`. The default is
+    /// `commit` itself, durable on return (both stores use it).
     async fn commit_pipelined(&self, batch: &WriteBatch) -> Result<Durability, StoreError> {
         self.commit(batch).await?;
         Ok(Box::pin(std::future::ready(Ok(()))))

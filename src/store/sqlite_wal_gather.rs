@@ -27,6 +27,14 @@
 //! loses only frames of a transaction that had not committed, which
 //! SQLite's recovery would drop anyway.
 //!
+//! It relies on SQLite's `synchronous=NORMAL` (or `OFF`), which the
+//! writer connection sets: under `FULL`, on a device without powersafe
+//! overwrite, SQLite pads a commit with copies of its last frame up to a
+//! sector boundary and may split one of them around a sync, and the part
+//! after the sync would stay in the buffer while the commit is published.
+//! Frames left by a transaction that spilled its cache and rolled back are
+//! dropped after each writer job ([`drop_uncommitted`]), never written.
+//!
 //! Files other than WAL files (the database, temporary files) are the
 //! `unix` VFS's own files, untouched: locks and the shared memory are
 //! `unix`'s, so the writer and the read pool (on `unix`) share them as
@@ -296,7 +304,12 @@ unsafe extern "C" fn write(
             rc
         }
         Placement::Overwrite => {
-            gather.commit_page_at = None;
+            // A commit frame's header rewritten in place is still followed
+            // by its page: should that come as an append, it writes the
+            // buffer.
+            // SAFETY: SQLite's buffer holds `amount` bytes during the call.
+            let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) };
+            gather.commit_page_at = is_commit_header(bytes).then_some(end);
             let rc = unsafe { write_through(real, gather, data, amount, offset) };
             gather.written_end = gather.written_end.max(end);
             rc
@@ -326,20 +339,18 @@ unsafe extern "C" fn write(
     }
 }
 
+/// Drops what the buffer holds, as [`drop_uncommitted`] does: a commit
+/// has written its frames by the time it returns, so only frames of a
+/// transaction that did not commit can be left.
 unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     let (real, gather) = unsafe { parts(file) };
-    let flushed = unsafe { flush(real, gather) };
+    gather.buf.clear();
     // SAFETY: `gather` came from `Box::into_raw` in `open`; the file is not
     // used after `xClose`.
     unsafe { drop(Box::from_raw((*file.cast::<GatherFile>()).gather)) };
-    let closed = match unsafe { real_methods(real) }.xClose {
+    match unsafe { real_methods(real) }.xClose {
         Some(close) => unsafe { close(real) },
         None => ffi::SQLITE_OK,
-    };
-    if flushed != ffi::SQLITE_OK {
-        flushed
-    } else {
-        closed
     }
 }
 
@@ -422,10 +433,14 @@ static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xUnfetch: None,
 };
 
-/// How much the WAL of `conn`'s main database was gathered since it was
-/// opened; `None` if it is not open or not this VFS's.
-#[cfg(test)]
-pub(super) fn stats(conn: &rusqlite::Connection) -> Option<GatherStats> {
+/// The gathering state of the WAL of `conn`'s main database; `None` if it
+/// is not open or not this VFS's.
+///
+/// # Safety
+/// The state is the connection's file's: the caller must be the thread
+/// using `conn`, between its calls (SQLite is not inside one of the file's
+/// methods), and must not use the pointer past them.
+unsafe fn gather_of(conn: &rusqlite::Connection) -> Option<*mut Gather> {
     let mut journal: *mut ffi::sqlite3_file = std::ptr::null_mut();
     // SAFETY: SQLITE_FCNTL_JOURNAL_POINTER writes the main database's
     // journal (the WAL in WAL mode) file pointer into `journal`.
@@ -444,8 +459,39 @@ pub(super) fn stats(conn: &rusqlite::Connection) -> Option<GatherStats> {
         {
             return None;
         }
-        Some((*(*journal.cast::<GatherFile>()).gather).stats)
+        Some((*journal.cast::<GatherFile>()).gather)
     }
+}
+
+/// After a writer job, with no transaction open: drops what the buffer
+/// still holds. A commit writes the buffer with its commit frame, so what
+/// is left is frames of a transaction that spilled its cache and then
+/// rolled back, past the end SQLite now knows of. Written later they would
+/// land over frames another connection may have committed there
+/// meanwhile (a write through the read pool, the `sqlite3` shell), so
+/// they are never written.
+pub(super) fn drop_uncommitted(conn: &rusqlite::Connection) {
+    if !conn.is_autocommit() {
+        return;
+    }
+    // SAFETY: called by the writer thread between jobs, its connection idle.
+    if let Some(gather) = unsafe { gather_of(conn) } {
+        // SAFETY: the file's state, not in use by SQLite now (above).
+        let gather = unsafe { &mut *gather };
+        if !gather.buf.is_empty() {
+            gather.written_end = gather.written_end.min(gather.start);
+            gather.buf.clear();
+        }
+        gather.commit_page_at = None;
+    }
+}
+
+/// How much the WAL of `conn`'s main database was gathered since it was
+/// opened; `None` if it is not open or not this VFS's.
+#[cfg(test)]
+pub(super) fn stats(conn: &rusqlite::Connection) -> Option<GatherStats> {
+    // SAFETY: the test's thread owns `conn`, idle here.
+    unsafe { gather_of(conn).map(|g| (*g).stats) }
 }
 
 #[cfg(test)]
@@ -577,23 +623,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.db");
         let conn = writer(&path);
-        // A cache of 10 pages: the transaction below spills frames to the
-        // WAL before it is rolled back, and those frames are rewritten.
-        conn.execute_batch("PRAGMA cache_size = 10;").unwrap();
+        // A cache of 50 pages: the transaction below spills frames to the
+        // WAL before it is rolled back. (SQLite's rollback reads back the
+        // pages it still holds, page 1 among them, which writes the buffer
+        // first, so here nothing is left for `drop_uncommitted`: it covers a
+        // rollback that reads nothing from the WAL.)
+        conn.execute_batch("PRAGMA cache_size = 50;").unwrap();
         insert(&conn, 0, 100);
         {
             let tx = conn.unchecked_transaction().unwrap();
-            for i in 100..2100 {
+            tx.execute("UPDATE t SET body = 'z' WHERE id < 50", [])
+                .unwrap();
+            for i in 100..400 {
                 tx.execute(
                     "INSERT INTO t (id, body) VALUES (?1, ?2)",
                     rusqlite::params![i, "y".repeat(700)],
                 )
                 .unwrap();
             }
-            tx.execute("UPDATE t SET body = 'z' WHERE id < 50", [])
-                .unwrap();
             tx.rollback().unwrap();
         }
+        // What the writer thread does after each job.
+        drop_uncommitted(&conn);
+        // Another connection (SQLite's default VFS) commits where the
+        // rolled-back frames were, then the writer commits again.
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute("INSERT INTO t (id, body) VALUES (9000, 'other')", [])
+            .unwrap();
         insert(&conn, 5000, 10);
         let reader = Connection::open(&path).unwrap();
         let (n, z): (i64, i64) = reader
@@ -603,7 +660,7 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert_eq!((n, z), (110, 0));
+        assert_eq!((n, z), (111, 0));
         assert_eq!(integrity(&reader), "ok");
     }
 }

@@ -71,7 +71,8 @@ impl WriterOptions {
         conn.set_prepared_statement_cache_capacity(PREPARED_STATEMENTS);
         // The pool's connections made the file a WAL database already (the
         // journal mode is kept in the file); the rest is per connection.
-        // Commits sync nothing (`synchronous=NORMAL`): the store's
+        // Commits sync nothing (`synchronous=NORMAL`, which the WAL's
+        // gathered writes also rely on: `sqlite_wal_gather`): the store's
         // `WalFlush` syncs the WAL after them, outside the write lock,
         // before anyone is answered. Statement journals in memory: nearly
         // every statement of a group commit needs one (a write that may
@@ -136,6 +137,8 @@ impl Writer {
                     let ran = std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(c))));
                     if ran.is_err() || !settle(c) {
                         conn = None;
+                    } else {
+                        super::sqlite_wal_gather::drop_uncommitted(c);
                     }
                 }
             })?;

@@ -123,10 +123,6 @@ impl Labels {
     }
 }
 
-/// Collects pairs into their sorted, unique form: pairs are appended as
-/// they come, then ordered by name once (a no-op check when they came
-/// sorted, as they do from lim's own JSON); of a name given twice the last
-/// value wins, as with `BTreeMap::insert`.
 /// Bytes reserved a label pair ahead: a name and a value such as
 /// `alertname` and `HighLatency`, with room.
 const PAIR_BYTES: usize = 24;
@@ -135,6 +131,10 @@ const PAIR_BYTES: usize = 24;
 /// object): Prometheus' alerts carry five to ten labels.
 const USUAL_PAIRS: usize = 8;
 
+/// Collects pairs into their sorted, unique form: pairs are appended as
+/// they come, then ordered by name once (a no-op check when they came
+/// sorted, as they do from lim's own JSON); of a name given twice the last
+/// value wins, as with `BTreeMap::insert`.
 struct Builder {
     text: String,
     /// (start, name end, value end) of each pair in `text`, input order.
