@@ -8,7 +8,7 @@
 //! until one flush started after it has completed; one flush covers every
 //! write that returned before it began, so concurrent waiters share it.
 //! A group commit syncs on the writer thread instead, right after its
-//! transaction (`WalFlush::guarded_and_synced`), and marks its ticket
+//! transaction (`sqlite_wal::AfterJob::Sync`), and marks its ticket
 //! synced ([`GroupSync::synced_up_to`]): the flush was a wake-up of a
 //! pool thread and of the task waiting for it per commit, and at a fixed
 //! mixed load the sync on the writer costs 10 % less CPU for the same p99

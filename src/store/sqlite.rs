@@ -46,7 +46,7 @@ use super::plan::{plan, Plan};
 use super::query::{list_sql, Dialect, Param};
 use super::silences;
 use super::sqlite_batch as batch;
-use super::sqlite_wal::{Checkpointer, WalFlush, WAL_AUTOCHECKPOINT_PAGES};
+use super::sqlite_wal::{AfterJob, Checkpointer, WalFlush, WAL_AUTOCHECKPOINT_PAGES};
 use super::sqlite_writer::{self as writer, Writer, WriterOptions};
 use super::StoreOpenError;
 
@@ -102,6 +102,7 @@ pub struct SqliteStore {
 async fn run_on_writer<T, F>(
     writes: &Writer,
     wal: Option<Arc<WalFlush>>,
+    after: AfterJob,
     work: F,
 ) -> Result<T, StoreError>
 where
@@ -114,7 +115,7 @@ where
     writes
         .run(move |conn| match wal {
             None => work(conn),
-            Some(wal) => wal.guarded(conn, work),
+            Some(wal) => wal.guarded(conn, after, work),
         })
         .await
 }
@@ -132,7 +133,14 @@ async fn catch_up_labels(
     if commits.caught_up.load(Ordering::SeqCst) == named + 1 {
         return Ok(());
     }
-    while run_on_writer(writes, wal.clone(), label_backlog::catch_up_chunk).await? {}
+    while run_on_writer(
+        writes,
+        wal.clone(),
+        AfterJob::Probe,
+        label_backlog::catch_up_chunk,
+    )
+    .await?
+    {}
     // Every commit counted in `named` had returned, names written, before
     // this catch-up began, so it caught them up.
     commits.caught_up.fetch_max(named + 1, Ordering::SeqCst);
@@ -286,7 +294,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        run_on_writer(&self.writes, self.wal.clone(), work).await
+        run_on_writer(&self.writes, self.wal.clone(), AfterJob::Probe, work).await
     }
 
     /// One statement on the writer connection, answered once durable.
@@ -381,7 +389,7 @@ fn db_id(id: IncidentId) -> Result<i64, StoreError> {
 impl Store for SqliteStore {
     /// Durable when the writer job returns: a file database's WAL is synced
     /// on the writer thread right after the commit
-    /// (`WalFlush::guarded_and_synced`), so `commit_pipelined` is the
+    /// (`AfterJob::Sync`), so `commit_pipelined` is the
     /// default, this.
     async fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
         if batch.is_empty() {
@@ -389,19 +397,13 @@ impl Store for SqliteStore {
         }
         let plan = plan(batch)?;
         let attempts = batch.attempts.clone();
-        let wal = self.wal.clone();
-        if let Some(e) = wal.as_ref().and_then(|w| w.refusal()) {
-            return Err(e);
-        }
-        self.writes
-            .run(move |conn| {
-                let work = |conn: &rusqlite::Connection| batch::commit(conn, &plan, &attempts);
-                match wal {
-                    None => work(conn),
-                    Some(wal) => wal.guarded_and_synced(conn, work),
-                }
-            })
-            .await?;
+        run_on_writer(
+            &self.writes,
+            self.wal.clone(),
+            AfterJob::Sync,
+            move |conn| batch::commit(conn, &plan, &attempts),
+        )
+        .await?;
         // Counted once written (and before anyone is answered): a label
         // list from here on catches the index up with it.
         self.label_commits.named.fetch_add(1, Ordering::SeqCst);

@@ -1,6 +1,6 @@
 //! A file database's WAL, made durable and kept short: [`WalFlush`] syncs
 //! the WAL on the writer thread right after each group commit
-//! ([`WalFlush::guarded_and_synced`]) and, for the store's other writes,
+//! ([`AfterJob::Sync`]) and, for the store's other writes,
 //! after the writes that returned before it (shared by all of them,
 //! `group_sync`); it refuses every later write once a sync, a
 //! checkpoint or the file system's journal has failed, and guards each
@@ -66,6 +66,29 @@ pub(super) struct WalFlush {
     /// Proves, after each flush and checkpoint, that the file system's
     /// journal was still alive (`journal_probe`).
     probe: std::sync::Mutex<JournalProbe>,
+}
+
+/// What follows a writer job ([`WalFlush::guarded`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum AfterJob {
+    /// The journal probe: a commit may have checkpointed the WAL itself
+    /// (past `WAL_AUTOCHECKPOINT_PAGES`), and the next one would start the
+    /// WAL over on top of frames whose copy in the database file a false
+    /// sync may have lost. So a dead journal is found before the next job,
+    /// which is then refused (`journal_probe`). The job's writes are made
+    /// durable by a flush shared with others after it (`group_sync`).
+    Probe,
+    /// The WAL synced here, on the writer thread, right after the job
+    /// (that sync probes the journal too): a group commit, answered once
+    /// durable when it returns. A flush on the blocking pool after the job
+    /// cost a wake-up of a pool thread and of the task waiting for it per
+    /// commit, and the commit's callers waited in the flushes' queue; with
+    /// a commit's frames in one write (`sqlite_wal_gather`) the writer has
+    /// the time for the sync (BENCHMARKS.md, thirteenth session: 10 % less
+    /// CPU at a fixed mixed load, the same p99). The store's other writes
+    /// (repeat counters, the label index, single statements) keep the
+    /// shared flush.
+    Sync,
 }
 
 #[derive(Debug, Default)]
@@ -209,31 +232,6 @@ impl WalFlush {
             .check(after)
     }
 
-    /// [`Self::guarded`] for a group commit, answered once durable when it
-    /// returns: the WAL is synced here, on the writer thread, right after
-    /// the commit (that sync probes the journal too). A flush on the
-    /// blocking pool after the job cost a wake-up of a pool thread and of
-    /// the task waiting for it per commit, and the commit's callers waited
-    /// in the flushes' queue; with a commit's frames in one write
-    /// (`sqlite_wal_gather`) the writer has the time for the sync
-    /// (BENCHMARKS.md, thirteenth session: 10 % less CPU at a fixed mixed
-    /// load, the same p99). The store's other writes (repeat counters, the
-    /// label index, single statements) keep the shared flush.
-    pub(super) fn guarded_and_synced<T>(
-        &self,
-        conn: &rusqlite::Connection,
-        work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        self.run_guarded(conn, work, || {
-            // Taken after the commit returned and before the sync starts, as
-            // a shared flush's waiters take theirs: the sync covers it.
-            let covered = self.group.ticket();
-            self.sync().map_err(|e| self.group.flush_failed(&e))?;
-            self.group.synced_up_to(covered);
-            Ok(())
-        })
-    }
-
     /// Why writes are refused (a flush, a checkpoint or the journal
     /// failed), if they are.
     pub(super) fn refusal(&self) -> Option<StoreError> {
@@ -241,35 +239,31 @@ impl WalFlush {
     }
 
     /// Runs one writer job, refused if the store was poisoned while it
-    /// waited in the writer's queue, and probed after it: a commit may have
-    /// checkpointed the WAL itself (past `WAL_AUTOCHECKPOINT_PAGES`), and
-    /// the next one would start the WAL over on top of frames whose copy in
-    /// the database file a false sync may have lost. So a dead journal is
-    /// found before the next job, which is then refused (`journal_probe`).
+    /// waited in the writer's queue, then what `after` says; a failure of
+    /// that fails the job.
     pub(super) fn guarded<T>(
         &self,
         conn: &rusqlite::Connection,
+        after: AfterJob,
         work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        self.run_guarded(conn, work, || {
-            self.refuse_unless_journal_alive("a commit")
-                .map_err(StoreError::Unavailable)
-        })
-    }
-
-    /// `work`, refused if the store is poisoned, then `after` (the probe or
-    /// the sync), whose failure fails the job.
-    fn run_guarded<T>(
-        &self,
-        conn: &rusqlite::Connection,
-        work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
-        after: impl FnOnce() -> Result<(), StoreError>,
     ) -> Result<T, StoreError> {
         if let Some(e) = self.group.poisoned() {
             return Err(e);
         }
         let done = work(conn)?;
-        after()?;
+        match after {
+            AfterJob::Probe => self
+                .refuse_unless_journal_alive("a commit")
+                .map_err(StoreError::Unavailable)?,
+            AfterJob::Sync => {
+                // Taken after the commit returned and before the sync
+                // starts, as a shared flush's waiters take theirs: the sync
+                // covers it.
+                let covered = self.group.ticket();
+                self.sync().map_err(|e| self.group.flush_failed(&e))?;
+                self.group.synced_up_to(covered);
+            }
+        }
         Ok(done)
     }
 
